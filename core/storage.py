@@ -1,0 +1,67 @@
+"""The data root and atomic file writes shared by every part of Atelier.
+
+All state lives under one folder, ``ATELIER_HOME`` (default ``./data``). Every write goes to a
+temporary file in the destination folder and is renamed into place, so a kill at any moment
+leaves either the old file or the new one, never a torn one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+DEFAULT_USER = "local"
+
+
+def data_root() -> Path:
+    """The folder that holds all of Atelier's state (created on first use)."""
+    root = Path(os.environ.get("ATELIER_HOME", "data")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def user_dir(user: str, kind: str) -> Path:
+    """``<root>/users/<user>/<kind>``: the per-user folder for datasets, experiments or models."""
+    if not user or "/" in user or "\\" in user or user.startswith(".") or "\0" in user:
+        raise ValueError(f"Invalid user name: {user!r}")
+    path = data_root() / "users" / user / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def atomic_path(dest: str | os.PathLike):
+    """Yield a temporary path beside ``dest``; on success it is fsynced and renamed onto ``dest``."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_json(dest: str | os.PathLike, obj) -> None:
+    atomic_write_bytes(dest, json.dumps(obj, indent=2, sort_keys=True).encode())
+
+
+def read_json(path: str | os.PathLike, default=None):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return default
