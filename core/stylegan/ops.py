@@ -1,0 +1,165 @@
+"""StyleGAN2 ops in plain PyTorch: FIR resampling, bias + activation + clamp, modulated convolution.
+
+Conventions follow the official StyleGAN2 formulation, so weights from the official checkpoints
+give the same outputs: the FIR filter is applied as a true convolution (flipped), upsampling
+inserts zeros and scales the filter by up**2, and padding is (before, after) per axis.
+Everything here runs on any device; nothing is compiled.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LRELU_SLOPE = 0.2
+ACT_GAINS = {"linear": 1.0, "lrelu": math.sqrt(2.0)}
+
+
+def setup_filter(taps=(1, 3, 3, 1)) -> torch.Tensor:
+    """Separable FIR taps -> normalised 2-D filter [k, k] summing to 1."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    f = torch.outer(f, f)
+    return f / f.sum()
+
+
+def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
+              padding=(0, 0, 0, 0), gain: float = 1.0) -> torch.Tensor:
+    """Upsample by zero insertion, pad (x0, x1, y0, y1), convolve with f, downsample by striding."""
+    n, c, h, w = x.shape
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    px0, px1, py0, py1 = padding
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    f = (f * gain).to(x.dtype).flip([0, 1])  # true convolution
+    weight = f[None, None].expand(c, 1, *f.shape)
+    x = F.conv2d(x, weight, groups=c)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
+    k = f.shape[-1]
+    p0, p1 = (k + up - 1) // 2, (k - up) // 2
+    return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up * up)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tensor:
+    k = f.shape[-1]
+    p0, p1 = (k - down + 1) // 2, (k - down) // 2
+    return upfirdn2d(x, f, down=down, padding=(p0, p1, p0, p1))
+
+
+def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear",
+             gain: float | None = None, clamp: float | None = None) -> torch.Tensor:
+    """x + b (broadcast over dim 1), activation, times gain (default: the activation's), clamp."""
+    if b is not None:
+        x = x + b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
+    if act == "lrelu":
+        x = F.leaky_relu(x, LRELU_SLOPE)
+    elif act != "linear":
+        raise ValueError(f"unknown activation {act!r}")
+    gain = ACT_GAINS[act] if gain is None else gain
+    if gain != 1:
+        x = x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
+                    down: int = 1, padding: int = 0, groups: int = 1) -> torch.Tensor:
+    """2-D convolution with optional FIR up- or downsampling by 2, as in the official ops.
+
+    up: transposed conv (stride 2) with the stored weight, then the FIR filter.
+    down: FIR filter, then a strided conv. 1x1 kernels resample on the cheaper side.
+    """
+    out_c, in_c_per_group, kh, kw = w.shape
+    if up == 1 and down == 1:
+        return F.conv2d(x, w, padding=padding, groups=groups)
+    k = f.shape[-1]
+    if down > 1:
+        p0 = padding + (k - down + 1) // 2
+        p1 = padding + (k - down) // 2
+        if kh == 1 and kw == 1:
+            x = upfirdn2d(x, f, down=down, padding=(p0, p1, p0, p1))
+            return F.conv2d(x, w, groups=groups)
+        x = upfirdn2d(x, f, padding=(p0, p1, p0, p1))
+        return F.conv2d(x, w, stride=down, groups=groups)
+    p0 = padding + (k + up - 1) // 2
+    p1 = padding + (k - up) // 2
+    if kh == 1 and kw == 1:
+        x = F.conv2d(x, w, groups=groups)
+        return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up * up)
+    if groups == 1:
+        wt = w.transpose(0, 1)
+    else:
+        wt = w.reshape(groups, out_c // groups, in_c_per_group, kh, kw).transpose(1, 2)
+        wt = wt.reshape(groups * in_c_per_group, out_c // groups, kh, kw)
+    p0 -= kw - 1
+    p1 -= kw - up
+    pt = max(min(-p0, -p1), 0)
+    x = F.conv_transpose2d(x, wt, stride=up, padding=pt, groups=groups)
+    return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up)
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
+                     noise: torch.Tensor | None = None, up: int = 1, padding: int = 0,
+                     resample_filter: torch.Tensor | None = None, demodulate: bool = True,
+                     fused: bool = True) -> torch.Tensor:
+    """StyleGAN2 weight modulation/demodulation.
+
+    x [N,I,H,W], weight [O,I,k,k], styles [N,I]. ``fused`` runs one grouped convolution with
+    per-sample weights; otherwise the activations are scaled before and after one shared
+    convolution (the same maths, much faster on CPU for N > 1 and used for training).
+    """
+    n = x.shape[0]
+    out_c, in_c, kh, kw = weight.shape
+    if x.dtype == torch.float16 and demodulate:  # keep fp16 in range, as the official code does
+        weight = weight * (1 / math.sqrt(in_c * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    dcoefs = None
+    if demodulate:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N,O,I,k,k]
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N,O]
+    if not fused:
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
+        if dcoefs is not None:
+            x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+        if noise is not None:
+            x = x + noise.to(x.dtype)
+        return x
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(n, -1, 1, 1, 1)
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_c, kh, kw).to(x.dtype)
+    x = conv2d_resample(x, w, resample_filter, up=up, padding=padding, groups=n)
+    x = x.reshape(n, -1, *x.shape[2:])
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+def minibatch_std(x: torch.Tensor, group_size: int, num_channels: int = 1) -> torch.Tensor:
+    """Append the group standard deviation as extra channels (strided grouping, as official)."""
+    n, c, h, w = x.shape
+    g = min(group_size, n) if group_size else n
+    while n % g:  # the official code would fail here; take the largest group that divides N
+        g -= 1
+    f = num_channels
+    y = x.reshape(g, -1, f, c // f, h, w)  # [G, n, F, c, H, W]
+    y = y - y.mean(dim=0)
+    y = (y.square().mean(dim=0) + 1e-8).sqrt()  # [n, F, c, H, W]
+    y = y.mean(dim=[2, 3, 4]).reshape(-1, f, 1, 1)  # [n, F, 1, 1]
+    y = y.repeat(g, 1, h, w)  # [N, F, H, W]
+    return torch.cat([x, y], dim=1)
