@@ -208,20 +208,29 @@ def bundled_path(entry: CatalogEntry) -> Path | None:
     return path if path.is_file() else None
 
 
-def _thumb_path(name: str) -> Path:
-    return cache_dir() / "thumbnails" / f"{name}.png"
+def _thumb_path(key: str) -> Path:
+    return cache_dir() / "thumbnails" / f"{key}.png"
 
 
-def thumbnail_for(entry: CatalogEntry | str) -> Path | None:
+def _thumb_key(name: str, user: str | None) -> str:
+    """Catalog entries by name; imports by their opaque id (two users may use the same name)."""
+    if name in _CATALOG:
+        return name
+    rec = _imported(user).get(name)
+    return f"imported-{rec['id']}" if rec else name
+
+
+def thumbnail_for(entry: CatalogEntry | str, user: str | None = None) -> Path | None:
     """The cached sample image for an entry or imported name, None until one was rendered.
 
     A bundled entry may also ship one beside its file (``default.png``).
     """
     name = entry.name if isinstance(entry, CatalogEntry) else entry
-    path = _thumb_path(name)
+    path = _thumb_path(_thumb_key(name, user))
     if path.is_file():
         return path
-    if isinstance(entry, CatalogEntry) and entry.bundled_path:
+    entry = _CATALOG.get(name)
+    if entry is not None and entry.bundled_path:
         shipped = (REPO_ROOT / entry.bundled_path).with_suffix(".png")
         if shipped.is_file():
             return shipped
@@ -276,7 +285,7 @@ def list_checkpoints(user: str | None = None) -> list[dict]:
     out = [_entry_dict(e) for e in catalog()]
     for name, rec in sorted(_imported(user).items()):
         path = _imported_file(rec)
-        thumb = thumbnail_for(name)
+        thumb = thumbnail_for(name, user)
         out.append({
             "name": name, "title": name, "depicts": rec.get("source", ""), "resolution": rec.get("resolution"),
             "url": rec.get("url"), "size_mb": round(rec.get("bytes", 0) / 1e6), "size_text": _mb(rec.get("bytes", 0)),
@@ -543,12 +552,13 @@ def remove_checkpoint(name: str, user: str | None = None) -> list[Path]:
             raise CheckpointsError(f"{name} is bundled with Atelier and cannot be removed")
         paths = [_cached_path(entry), _sidecar_path(name), _part_path(name), _thumb_path(name)]
     else:
-        index = read_json(_index_path(), {})
-        rec = index.get(user or DEFAULT_USER, {}).pop(name, None)
-        if rec is None:
-            raise CheckpointsError(f"Unknown checkpoint {name!r}: see `python -m core.cli checkpoints list`")
-        atomic_write_json(_index_path(), index)
-        paths = [_imported_file(rec), _thumb_path(name)]
+        with _lock("imported-index"):
+            index = read_json(_index_path(), {})
+            rec = index.get(user or DEFAULT_USER, {}).pop(name, None)
+            if rec is None:
+                raise CheckpointsError(f"Unknown checkpoint {name!r}: see `python -m core.cli checkpoints list`")
+            atomic_write_json(_index_path(), index)
+        paths = [_imported_file(rec), _thumb_path(f"imported-{rec['id']}")]
     for path in paths:
         if path.is_file():
             path.unlink()
@@ -630,7 +640,7 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
             raise CheckpointsError(f"You already have a checkpoint named {name!r}: remove it or choose another name")
         index.setdefault(user, {})[name] = rec
         atomic_write_json(_index_path(), index)
-    _try_thumbnail(name, ckpt)
+    _try_thumbnail(name, ckpt, user)
     return {**rec, "name": name, "path": str(dest)}
 
 
@@ -672,16 +682,16 @@ def make_thumbnail(name: str, user: str | None = None, device: str = "cpu", ckpt
         from core.stylegan import load_checkpoint  # lazy: torch
         ckpt = load_checkpoint(resolve_checkpoint(name, user, allow_paths=False), device=device)
     grid = _render_grid(ckpt, device)
-    dest = _thumb_path(name)
+    dest = _thumb_path(_thumb_key(name, user))
     with atomic_path(dest) as tmp:
         grid.save(tmp, format="PNG")
     return dest
 
 
-def _try_thumbnail(name: str, ckpt) -> None:
+def _try_thumbnail(name: str, ckpt, user: str | None = None) -> None:
     """Best effort after a download or import: a failed render leaves the card without a sample."""
     try:
-        make_thumbnail(name, ckpt=ckpt)
+        make_thumbnail(name, user, ckpt=ckpt)
     except Exception:  # noqa: BLE001 - a missing thumbnail must not fail the download
         pass
 

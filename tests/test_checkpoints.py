@@ -151,7 +151,7 @@ def ckpt_bytes(tmp_path_factory) -> bytes:
         from core.stylegan import Generator, save_checkpoint
         torch.manual_seed(0)
         G = Generator(z_dim=32, w_dim=32, c_dim=0, img_resolution=32, img_channels=3,
-                      channel_base=256, channel_max=32, num_mapping_layers=2)
+                      channel_base=256, channel_max=32, mapping_layers=2)
         path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
         save_checkpoint(path, G_ema=G)
         return path.read_bytes()
