@@ -1,0 +1,25 @@
+"""Datasets: ingest a folder, zip or video; validate; crop to square; pack for training.
+
+    report = import_dataset(["photos/", "more.zip"], "My paintings", resolution=256)
+    ds = open_packed("My paintings", 256)          # PackedDataset, memory-mapped
+    batch = sample_batch(ds, [0, 5, 9], np.random.default_rng(0))   # uint8 [3, 3, 256, 256]
+
+Modules: ``common`` (limits, names, report), ``sources`` (folders, zips, videos), ``images``
+(decode, validate, normalise, crop), ``packed`` (the packed store), ``store`` (folders and the
+name index), ``ingest`` (import and pack), ``preview`` (crop previews, mosaic).
+"""
+from .common import (CROP_MODES, MAX_IMAGES, MAX_PIXELS, MAX_TOTAL_BYTES, MIN_SIZE, RESOLUTIONS,
+                     DatasetError, DatasetExists, DatasetNotFound, ImportReport, inflated_count,
+                     validate_name)
+from .ingest import (delete_dataset, get_dataset, get_report, import_dataset,
+                     import_folder_of_images_for_training, list_datasets, open_packed, pack_dataset)
+from .packed import PackedDataset, sample_batch
+from .preview import crop_previews
+
+__all__ = [
+    "CROP_MODES", "MAX_IMAGES", "MAX_PIXELS", "MAX_TOTAL_BYTES", "MIN_SIZE", "RESOLUTIONS",
+    "DatasetError", "DatasetExists", "DatasetNotFound", "ImportReport", "PackedDataset",
+    "crop_previews", "delete_dataset", "get_dataset", "get_report", "import_dataset",
+    "import_folder_of_images_for_training", "inflated_count", "list_datasets", "open_packed",
+    "pack_dataset", "sample_batch", "validate_name",
+]
