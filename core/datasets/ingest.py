@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
+import re
 import shutil
 import secrets
 import time
@@ -196,7 +197,7 @@ def import_dataset(sources, name: str, *, user: str = DEFAULT_USER, crop: str = 
                 report.accepted_files.append(label)
             _progress(progress_fn, report.total, expected)
 
-        report.exact_duplicates = list(exact.values())
+        report.exact_duplicates = _prefer_originals(report, files, exact)
         report.near_duplicates = [[files[i]["source"] for i in g] for g in near_duplicate_groups(hashes)]
         report.duplicates = report.exact_duplicates + report.near_duplicates
         report.training_images = inflated_count(report.accepted, inf)
@@ -228,6 +229,30 @@ def import_dataset(sources, name: str, *, user: str = DEFAULT_USER, crop: str = 
             writer.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+_COPY_NAME = re.compile(r"(?i)(copy|kopie|copie|dup)|\(\d+\)\s*$|~\d*$")
+
+
+def _prefer_originals(report: ImportReport, files: list[dict], exact: dict[str, list[str]]) -> list[list[str]]:
+    """Of identical files, the first in path order was kept; if it looks like a copy ("x copy",
+    "dup_x", "x (1)") and another does not, keep that one's name instead (the pixels are the same)."""
+    groups = []
+    for first, group in exact.items():
+        keep = min(group, key=lambda f: (bool(_COPY_NAME.search(Path(f).stem)), group.index(f)))
+        if keep != first:
+            for f in files:
+                if f["source"] == first:
+                    f["source"] = keep
+            report.accepted_files[report.accepted_files.index(first)] = keep
+            for r in report.rejected:
+                if r["file"] == keep:
+                    r["file"] = first
+        for r in report.rejected:
+            if r["file"] in group and r["reason"].startswith("exact duplicate of"):
+                r["reason"] = f"exact duplicate of {keep}"
+        groups.append([keep] + [f for f in group if f != keep])
+    return groups
 
 
 def _nothing_usable(report: ImportReport) -> str:
