@@ -10,7 +10,8 @@ computed in float32 on the images' device from the global torch RNG (so the trai
 states make a resumed run reproduce them).
 
 Geometric augmentations are composed into one 3x3 homogeneous matrix per sample and applied
-with a single `F.affine_grid` + `F.grid_sample` (bilinear, reflection padding). This is simpler
+with a single `F.affine_grid` + `F.grid_sample` (bilinear; grid_sample's 'reflection' padding,
+which mirrors about the image edge, i.e. the border pixel repeats once). This is simpler
 than the official implementation (2x upsampling with a wavelet filter before warping): the result
 is slightly softer and can alias under strong zoom-out, but reals and fakes go through the very
 same operator, so the discriminator cannot tell them apart by it and the augmentation stays
@@ -51,6 +52,15 @@ def _rotate2d(theta: Tensor) -> Tensor:
     m = _eye(theta.shape[0], 3, theta.device)
     c, s = theta.cos(), theta.sin()
     m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = c, -s, s, c
+    return m
+
+
+def _rotate2d_quarter(k: Tensor) -> Tensor:
+    """Rotation by k * 90 degrees with exact 0/1 entries (cos(pi/2) is not 0 in floats)."""
+    m = _eye(k.shape[0], 3, k.device)
+    cos = torch.tensor([1.0, 0.0, -1.0, 0.0], device=k.device)[k]
+    sin = torch.tensor([0.0, 1.0, 0.0, -1.0], device=k.device)[k]
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = cos, -sin, sin, cos
     return m
 
 
@@ -125,7 +135,7 @@ class AdaptiveAugment(torch.nn.Module):
             g = g @ _scale2d(1 - 2 * i, torch.ones_like(i))
         if self.mult["rotate90"] > 0:
             i = torch.randint(0, 4, (n,), device=dev).float() * self._gate("rotate90", n, p)
-            g = g @ _rotate2d(i * (math.pi / 2))
+            g = g @ _rotate2d_quarter(i.long())
         if self.mult["xint"] > 0:
             t = (torch.rand(n, 2, device=dev) * 2 - 1) * self.xint_max
             t = t * self._gate("xint", n, p)[:, None]
@@ -189,8 +199,11 @@ class AdaptiveAugment(torch.nn.Module):
             from_norm = torch.diag(torch.tensor([w / 2.0, h / 2.0, 1.0], device=x.device))
             theta = (to_norm @ g @ from_norm)[:, :2, :]  # [N, 2, 3] in affine_grid's units
             grid = F.affine_grid(theta, [n, ch, h, w], align_corners=False)
-            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
-                              align_corners=False)
+            warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
+                                   align_corners=False)
+            # samples drawn without any geometric op stay bit-exact (grid rounding is ~1e-6)
+            keep = (g == torch.eye(3, device=g.device)).flatten(1).all(dim=1)  # [N]
+            x = torch.where(keep[:, None, None, None], x, warped)
         if any(self.mult[k] > 0 for k in ("brightness", "contrast", "lumaflip", "hue",
                                           "saturation")):
             c = self.color_matrix(n, p)
