@@ -583,7 +583,8 @@ def _default_import_name(source: str, taken) -> str:
 
 
 def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, user: str | None = None,
-                      progress_fn: ProgressFn | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+                      progress_fn: ProgressFn | None = None, timeout: float = DEFAULT_TIMEOUT, *,
+                      thumbnail: bool = True) -> dict:
     """Copy a local file or download an http(s) URL into the imports, validated by ``load_checkpoint``.
 
     Returns the index record plus ``name`` and ``path``. A refused file is deleted and raises
@@ -640,7 +641,8 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
             raise CheckpointsError(f"You already have a checkpoint named {name!r}: remove it or choose another name")
         index.setdefault(user, {})[name] = rec
         atomic_write_json(_index_path(), index)
-    _try_thumbnail(name, ckpt, user)
+    if thumbnail:
+        _try_thumbnail(name, ckpt, user)
     return {**rec, "name": name, "path": str(dest)}
 
 
@@ -659,17 +661,20 @@ def _render_grid(ckpt, device: str = "cpu"):
 
     G = ckpt.G_ema
     c_dim = int(getattr(ckpt, "c_dim", 0) or getattr(G, "c_dim", 0) or 0)
-    cells = []
+    # seeds mean what they mean in the official tools: one RandomState per seed
+    z = np.concatenate([np.random.RandomState(seed).randn(1, ckpt.z_dim) for seed in THUMB_SEEDS])
+    z = torch.from_numpy(z).float().to(device)
+    c = None
+    if c_dim:  # class-conditional: one class per cell
+        c = torch.zeros(len(THUMB_SEEDS), c_dim, device=device)
+        c[torch.arange(len(THUMB_SEEDS)), torch.arange(len(THUMB_SEEDS)) % c_dim] = 1
     with torch.no_grad():
-        for i, seed in enumerate(THUMB_SEEDS):
-            z = torch.from_numpy(np.random.RandomState(seed).randn(1, ckpt.z_dim)).float().to(device)
-            c = torch.zeros(1, c_dim, device=device) if c_dim else None
-            if c is not None:
-                c[0, i % c_dim] = 1
-            img = G(z, c, truncation_psi=THUMB_PSI, noise_mode="const")
-            img = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).cpu().numpy()
-            cell = Image.fromarray(img[..., :3] if img.shape[2] >= 3 else img[..., 0])
-            cells.append(cell.convert("RGB").resize((THUMB_CELL, THUMB_CELL), Image.LANCZOS))
+        imgs = G(z, c, truncation_psi=THUMB_PSI, noise_mode="const")  # [4, C, R, R] in [-1, 1]
+    imgs = (imgs * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    cells = []
+    for img in imgs:
+        cell = Image.fromarray(img[..., :3] if img.shape[2] >= 3 else img[..., 0])
+        cells.append(cell.convert("RGB").resize((THUMB_CELL, THUMB_CELL), Image.LANCZOS))
     grid = Image.new("RGB", (2 * THUMB_CELL, 2 * THUMB_CELL))
     for i, cell in enumerate(cells):
         grid.paste(cell, ((i % 2) * THUMB_CELL, (i // 2) * THUMB_CELL))

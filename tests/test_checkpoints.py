@@ -1,8 +1,8 @@
 """core.checkpoints: catalog, resumable downloads from a local server, imports, the CLI.
 
 Everything runs against an HTTP server on 127.0.0.1; a guard fails any other connection. The
-checkpoint files are tiny native files written with the engine when it offers
-``core.stylegan.save_checkpoint``; until then a stand-in validator is patched in.
+checkpoint files are tiny native files written with ``core.stylegan.save_checkpoint`` and validated by
+the real ``load_checkpoint``.
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ class _Server(http.server.ThreadingHTTPServer):
 @pytest.fixture
 def server():
     srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
@@ -123,53 +123,18 @@ def no_network(monkeypatch, tmp_path):
 # ---------------------------------------------------------------------------- checkpoint files
 
 
-def _real_engine():
-    try:
-        from core.stylegan import load_checkpoint, save_checkpoint  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
-FAKE_MAGIC = b"ATELIER-TEST-CKPT\n"
-
-
-def _fake_load(path, device="cpu"):
-    data = open(path, "rb").read()
-    body, digest = data[:-32], data[-32:]
-    if not data.startswith(FAKE_MAGIC) or hashlib.sha256(body).digest() != digest:
-        raise ValueError("not a StyleGAN2 checkpoint (test stand-in)")
-    return types.SimpleNamespace(resolution=32, z_dim=8, w_dim=8, num_ws=8, source_format="native",
-                                 G_ema=None, G=None, D=None)
-
-
 @pytest.fixture(scope="session")
 def ckpt_bytes(tmp_path_factory) -> bytes:
-    """The bytes of a small valid checkpoint (a 32 px native file when the engine can write one)."""
-    if _real_engine():
-        import torch
-        from core.stylegan import Generator, save_checkpoint
-        torch.manual_seed(0)
-        G = Generator(z_dim=32, w_dim=32, c_dim=0, img_resolution=32, img_channels=3,
-                      channel_base=256, channel_max=32, mapping_layers=2)
-        path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-        save_checkpoint(path, G_ema=G)
-        return path.read_bytes()
-    body = FAKE_MAGIC + bytes(range(256)) * 600  # ~150 kB: several read chunks
-    return body + hashlib.sha256(body).digest()
-
-
-@pytest.fixture(autouse=True)
-def validator(monkeypatch):
-    if not _real_engine():
-        monkeypatch.setattr(ck, "_validate", lambda p: _checked(_fake_load, p))
-
-
-def _checked(load, path):
-    try:
-        return load(path)
-    except Exception as e:
-        raise ck.ImportRefused(str(e)) from e
+    """The bytes of a small valid checkpoint: a 32 px native file with G, D and G_ema."""
+    import torch
+    from core.stylegan import save_checkpoint
+    from core.stylegan.networks import Discriminator, Generator
+    torch.manual_seed(0)
+    arch = dict(img_resolution=32, channel_base=256, channel_max=32, mapping_layers=2)
+    G = Generator(z_dim=32, w_dim=32, **arch)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    save_checkpoint(path, G_ema=G, G=G, D=Discriminator(**arch), metadata={"test": True})
+    return path.read_bytes()
 
 
 def _entry(server, name="tiny-32", path="/tiny.safetensors", body=None, **kw):
@@ -376,7 +341,7 @@ def test_cli_download_progress(server, ckpt_bytes, capsys):
 def test_import_local_file(tmp_path, ckpt_bytes, capsys):
     src = tmp_path / "My Model.safetensors"
     src.write_bytes(ckpt_bytes)
-    rec = ck.import_checkpoint(src)
+    rec = ck.import_checkpoint(src, thumbnail=False)
     assert rec["name"] == "My-Model"
     path = ck.resolve_checkpoint("My-Model")
     assert path.read_bytes() == ckpt_bytes and path.parent.name == "imported"
@@ -394,8 +359,8 @@ def test_import_local_file(tmp_path, ckpt_bytes, capsys):
         ck.import_checkpoint(src, name="ffhq-1024")
     for bad in ("../evil", "a/b", ".hidden", "", "x" * 65):
         with pytest.raises(ck.CheckpointsError, match="Invalid checkpoint name"):
-            ck.import_checkpoint(src, name=bad)
-    assert cli_main(["checkpoints", "import", str(src), "--name", "second"]) == 0
+            ck.import_checkpoint(src, name=bad, thumbnail=False)
+    assert cli_main(["checkpoints", "import", str(src), "--name", "second", "--no-thumbnail"]) == 0
     assert "imported second" in capsys.readouterr().out
     assert cli_main(["checkpoints", "remove", "My-Model"]) == 0
     assert not path.exists()
@@ -422,7 +387,7 @@ def test_import_invalid_file_is_not_kept(tmp_path, capsys):
 
 def test_import_url(server, ckpt_bytes):
     server.files["/shared/cats.pkl"] = ckpt_bytes
-    rec = ck.import_checkpoint(server.url("/shared/cats.pkl"))
+    rec = ck.import_checkpoint(server.url("/shared/cats.pkl"), thumbnail=False)
     assert rec["name"] == "cats" and rec["url"].startswith("http://127.0.0.1")
     assert ck.resolve_checkpoint("cats").read_bytes() == ckpt_bytes
     server.files["/bad.pkl"] = b"garbage" * 10
@@ -439,16 +404,19 @@ def test_thumbnail_is_none_until_made():
     assert ck.list_checkpoints()[1]["thumbnail"] is None
 
 
-@pytest.mark.skipif(not _real_engine(), reason="needs core.stylegan.load_checkpoint/save_checkpoint")
 def test_make_thumbnail_renders_grid(tmp_path, ckpt_bytes):
     from PIL import Image
     src = tmp_path / "t.safetensors"
     src.write_bytes(ckpt_bytes)
-    ck.import_checkpoint(src, name="thumbs")
-    path = ck.thumbnail_for("thumbs")  # rendered after the import
-    assert path is not None and Image.open(path).size == (2 * ck.THUMB_CELL, 2 * ck.THUMB_CELL)
-    path.unlink()
-    assert ck.make_thumbnail("thumbs") == path and path.is_file()
+    ck.import_checkpoint(src, name="thumbs", thumbnail=False)
+    assert ck.thumbnail_for("thumbs") is None
+    path = ck.make_thumbnail("thumbs")
+    assert Image.open(path).size == (2 * ck.THUMB_CELL, 2 * ck.THUMB_CELL)
+    assert ck.thumbnail_for("thumbs") == path
+    assert next(r for r in ck.list_checkpoints() if r["name"] == "thumbs")["thumbnail"] == str(path)
+    assert ck.thumbnail_for("thumbs", user="someone-else") is None
+    ck.remove_checkpoint("thumbs")
+    assert not path.exists()
 
 
 def test_estimate_training_seconds_hook(monkeypatch):

@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     q.add_argument("--name", default=None, help="the name to use it by (default: from the file name)")
     q.add_argument("--user", default=None, help="the user who owns the import (default: the local user)")
     q.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up (default 30)")
+    q.add_argument("--no-thumbnail", action="store_true", help="skip rendering the sample grid afterwards")
     q.set_defaults(func=_import)
 
     q = sub.add_parser("remove", help="delete a downloaded or imported checkpoint")
@@ -98,7 +99,7 @@ def _import(args) -> int:
         bar, progress = None, None
     try:
         rec = import_checkpoint(args.source, name=args.name, user=args.user, progress_fn=progress,
-                                timeout=args.timeout)
+                                timeout=args.timeout, thumbnail=not args.no_thumbnail)
     finally:
         if bar is not None:
             bar.close()
