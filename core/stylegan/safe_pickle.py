@@ -77,10 +77,8 @@ def _load_storage_from_bytes(data):
 
 def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     # Hooks and metadata are dropped on purpose: a hook is code.
-    if not isinstance(storage, (torch.storage.TypedStorage, torch.UntypedStorage)):
-        raise CheckpointError("refused: a tensor rebuilt from something other than a storage")
-    if isinstance(storage, torch.UntypedStorage):
-        storage = torch.storage.TypedStorage(wrap_storage=storage, dtype=torch.uint8, _internal=True)
+    if not isinstance(storage, torch.storage.TypedStorage):  # an untyped storage has no dtype to rebuild with
+        raise CheckpointError("refused: a tensor rebuilt from something other than a typed storage")
     return torch._utils._rebuild_tensor(storage, int(storage_offset), tuple(size), tuple(stride))
 
 
