@@ -130,8 +130,10 @@ def swd(images_a, images_b, *, n_patches_per_image: int = 128, patch_size: int =
     out: dict[str, float] = {}
     for i, res in enumerate(pyr_a):
         size = min(patch_size, *pyr_a[res].shape[2:])
-        da = _patches(pyr_a[res], n_patches_per_image, size, torch.Generator().manual_seed(seed + i))
-        db = _patches(pyr_b[res], n_patches_per_image, size, torch.Generator().manual_seed(seed + i))
+        da = _patches(pyr_a[res], n_patches_per_image, size,
+                      torch.Generator().manual_seed(seed + i))
+        db = _patches(pyr_b[res], n_patches_per_image, size,
+                      torch.Generator().manual_seed(seed + i))
         m = min(len(da), len(db))
         if len(da) != len(db):  # subsample the larger set (the same way whichever side it is)
             pick = torch.randperm(max(len(da), len(db)),
@@ -246,21 +248,25 @@ def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
-def _sqrt_psd(m: np.ndarray) -> np.ndarray:
+def _half_factor(m: np.ndarray) -> np.ndarray:
+    """A = V sqrt(W) from m = V W V^T, so that A A^T = m (A = m^(1/2) V)."""
     w, v = np.linalg.eigh((m + m.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return v * np.sqrt(np.clip(w, 0, None))
 
 
 def fid_from_stats(mu1, sigma1, mu2, sigma2) -> float:
     """|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)).
 
     tr((S1 S2)^(1/2)) = sum sqrt(eig(S1^(1/2) S2 S1^(1/2))): the inner matrix is symmetric PSD
-    and similar to S1 S2, so a symmetric eigen-solver suffices (no scipy sqrtm).
+    and similar to S1 S2, so a symmetric eigen-solver suffices (no scipy sqrtm). With
+    S1 = V W V^T and A = V W^(1/2), A^T S2 A = V^T (S1^(1/2) S2 S1^(1/2)) V has the same
+    eigenvalues. Cost: two symmetric eigen-decompositions of D x D (D = 2048: seconds).
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
-    r1 = _sqrt_psd(s1)
-    inner = r1 @ s2 @ r1
+    s1 = np.atleast_2d(np.asarray(sigma1, np.float64))
+    s2 = np.atleast_2d(np.asarray(sigma2, np.float64))
+    a = _half_factor(s1)
+    inner = a.T @ s2 @ a
     eig = np.linalg.eigvalsh((inner + inner.T) / 2)
     tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
     fid = np.square(mu1 - mu2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_covmean
