@@ -271,3 +271,23 @@ def test_merged_sources_in_parallel(tmp_path):
     assert rep["accepted_files"][0] == "f/img_000.jpg" and "more.zip/z0.jpg" in rep["accepted_files"]
     assert rep["accepted_files"][-1] == "solo.png/solo.png" or rep["accepted_files"][-1].endswith("solo.png")
     assert len(open_packed("merged", 32)) == 30
+
+
+def test_more_broken_files(tmp_path):
+    """Bombs below Pillow's own limit, PNGs cut short, corrupt headers, HEIC: refused with a reason."""
+    from datasets_fixtures import bomb_png
+    src = tmp_path / "broken"
+    src.mkdir()
+    full = png_bytes(pattern(8, (300, 200)))
+    files = {"mid_bomb.png": bomb_png(12000, 12000), "cut.png": full[:-20], "cut_early.png": full[:200],
+             "head.jpg": jpeg_bytes(pattern(8, (300, 200)))[:300],
+             "phone.heic": b"\0\0\0\x18ftypheic" + b"\0" * 64}
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    (src / "fine.png").write_bytes(full)
+    rep = import_dataset([src], "broken").to_dict()
+    reasons = {r["file"]: r["reason"] for r in rep["rejected"]}
+    assert "bomb" in reasons["mid_bomb.png"] and "144 MP" in reasons["mid_bomb.png"]
+    assert all("truncated" in reasons[f] for f in ("cut.png", "cut_early.png", "head.jpg")), reasons
+    assert "HEIC" in reasons["phone.heic"]
+    assert rep["accepted_files"] == ["fine.png"]

@@ -50,7 +50,9 @@ def _open(data: bytes) -> Image.Image:
             raise Reject("HEIC/AVIF is not supported: export it as JPEG or PNG") from None
         raise Reject("not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise Reject(f"corrupt image header ({e})") from None
+        if "truncated" in str(e).lower() or isinstance(e, EOFError):
+            raise Reject("truncated: the file ends before the image does") from None
+        raise Reject(f"corrupt or truncated image ({str(e)[:100]})") from None
     w, h = img.size
     if w * h > MAX_PIXELS:
         raise Reject(f"decompression bomb refused: the header declares {w}x{h} "
@@ -190,7 +192,7 @@ def decode(data: bytes | None, *, frame=None, want: int, background=(255, 255, 2
     w, h = img.size
     if min(w, h) < min_size:
         raise Reject(f"too small: {w}x{h} px (minimum {min_size} px on the short side)")
-    if getattr(img, "n_frames", 1) > 1:
+    if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":  # MPO: a JPEG with a preview
         notes.append("animated")
     try:
         orientation = img.getexif().get(0x0112, 1)
@@ -199,7 +201,7 @@ def decode(data: bytes | None, *, frame=None, want: int, background=(255, 255, 2
     bit16 = _is_16bit(img, data)
     verbatim = (img.format in ("JPEG", "PNG") and img.mode == "RGB" and not bit16 and orientation not in _ORIENT
                 and "transparency" not in img.info and not notes and _store_scale(w, h) == 1.0)
-    if img.format == "JPEG":
+    if img.format in ("JPEG", "MPO"):
         img.draft(None, (want, want) if verbatim else (STORE_SHORT_SIDE, STORE_SHORT_SIDE))
     try:
         img.load()
@@ -207,9 +209,11 @@ def decode(data: bytes | None, *, frame=None, want: int, background=(255, 255, 2
         raise Reject("decompression bomb refused") from None
     except (OSError, SyntaxError, EOFError, ValueError, IndexError, MemoryError, TypeError) as e:
         msg = str(e) or e.__class__.__name__
-        if "truncated" in msg or isinstance(e, EOFError):
+        if "truncated" in msg.lower() or isinstance(e, EOFError):
             raise Reject("truncated: the file ends before the image does") from None
-        raise Reject(f"corrupt image data ({msg[:100]})") from None
+        raise Reject(f"corrupt or truncated image ({msg[:100]})") from None
+    if img.format == "PNG" and data is not None and data.rfind(b"IEND", -64) < 0:
+        raise Reject("truncated: the PNG file ends before its end marker")
     img = _to_rgb(img, background, notes, bit16)
     if orientation in _ORIENT:
         notes.append("exif_orientation")
