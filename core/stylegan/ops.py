@@ -124,8 +124,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
     dcoefs = None
     if demodulate:
-        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N,O,I,k,k]
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N,O]
+        # sum_{i,k} (w_oik * s_ni)^2 = sum_i s_ni^2 * sum_k w_oik^2: [N,I] @ [I,O], no [N,O,I,k,k] tensor
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N,O]
     if not fused:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)

@@ -1,0 +1,147 @@
+"""Transfer learning (or training from scratch) with snapshots and exact resume.
+
+    result = train(cfg, run_dir, dataset=ds, checkpoint=ckpt, progress_fn=print, abort_fn=lambda: False)
+
+Re-running with the same run_dir continues from its state file; `cfg.steps` may be raised to
+continue a finished run. abort_fn is polled every step; an abort (or Ctrl-C, or the time budget)
+still writes a final snapshot, so nothing but the current step is lost.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..storage import atomic_write_json
+from . import run_files
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import BatchLoader
+from .images import generate_images, make_grid
+from .networks import Discriminator, Generator
+from .train_config import TrainConfig
+from .trainer import Trainer, auto_batch, resolve_device
+
+STATE_FILE = "state.safetensors"
+LOG_EVERY = 10
+
+
+class TrainingError(RuntimeError):
+    """A run cannot go on (disk full, bad data); the last good snapshot is intact."""
+
+
+def _matching_discriminator(G: Generator) -> Discriminator:
+    g = G.init_kwargs
+    return Discriminator(c_dim=g["c_dim"], img_resolution=g["img_resolution"], img_channels=g["img_channels"],
+                         channel_base=g["channel_base"], channel_max=g["channel_max"], conv_clamp=g["conv_clamp"])
+
+
+def _build_trainer(cfg: TrainConfig, run_dir: Path, checkpoint, log) -> Trainer:
+    device = resolve_device(cfg.device)
+    state_path = run_dir / STATE_FILE
+    source = load_checkpoint(state_path) if state_path.exists() else checkpoint
+    if source is None:
+        G = Generator(**cfg.scratch_arch)
+        D, G_ema = _matching_discriminator(G), None
+        log("training from scratch")
+    else:
+        G = source.G if source.G is not None else source.G_ema
+        D = source.D
+        G_ema = source.G_ema
+        if D is None:
+            D = _matching_discriminator(G)
+            log("the checkpoint has no discriminator: starting D from scratch")
+    batch = cfg.batch or auto_batch(G.img_resolution, device)
+    trainer = Trainer(cfg, G, D, G_ema, device=device, batch=batch, batch_gpu=cfg.batch_gpu or None)
+    if state_path.exists():
+        counters = source.metadata["train_counters"]
+        trainer.load_state(source.extra_tensors, counters)
+        run_files.truncate_stats(run_dir, trainer.step)
+        run_files.remove_snapshots_after(run_dir, trainer.step)
+        log(f"resumed at step {trainer.step:,}")
+    return trainer
+
+
+def _snapshot(trainer: Trainer, cfg: TrainConfig, run_dir: Path, provenance: dict, dataset) -> dict:
+    """Write the grid, the G_ema snapshot and the resumable state; return the stats of the snapshot."""
+    step = trainer.step
+    weights_path, grid_path = run_files.snapshot_paths(run_dir, step)
+    images = [img for _, img in generate_images(trainer.G_ema, cfg.grid_seeds, noise_mode="const")]
+    meta = dict(provenance, step=step, kimg=trainer.run_nimg / 1000, config=cfg.to_dict())
+    try:
+        run_files.save_grid(make_grid(np.stack(images)), grid_path)
+        save_checkpoint(weights_path, G_ema=trainer.G_ema, metadata=meta)
+        save_checkpoint(run_dir / STATE_FILE, G_ema=trainer.G_ema, G=trainer.G, D=trainer.D,
+                        metadata=dict(meta, train_counters=trainer.counters()), extra_tensors=trainer.extra_tensors())
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise TrainingError(f"disk full while writing the snapshot of step {step:,}; "
+                                "the previous snapshot is intact") from e
+        raise
+    record = {"step": step, "snapshot": True, "kimg": trainer.run_nimg / 1000}
+    if "swd" in cfg.metrics:
+        record["swd"] = _swd(trainer, cfg, dataset)
+    return record
+
+
+def _swd(trainer: Trainer, cfg: TrainConfig, dataset) -> float:
+    from .metrics import swd
+    n = min(cfg.metric_images, max(len(dataset), 16))
+    fakes = np.stack([img for _, img in generate_images(trainer.G_ema, range(10_000, 10_000 + n), noise_mode="random")])
+    rng = np.random.default_rng(123)
+    reals = np.stack([dataset.get(int(i), rng) for i in rng.integers(0, len(dataset), n)])
+    return float(swd(fakes, reals)["mean"])
+
+
+def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=None, abort_fn=None,
+          provenance: dict | None = None, log=print) -> dict:
+    """Train until cfg.steps, an abort, or the time budget. Returns {state, step, reason}."""
+    cfg = cfg.validate()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    provenance = dict(provenance or {})
+    trainer = _build_trainer(cfg, run_dir, checkpoint, log)
+    atomic_write_json(run_dir / "config.json", dict(config=cfg.to_dict(), provenance=provenance, **trainer.lr_info()))
+    if not run_files.list_snapshots(run_dir):
+        run_files.append_stats(run_dir, _snapshot(trainer, cfg, run_dir, provenance, dataset))
+    loader = BatchLoader(dataset, trainer.batch, seed=cfg.seed, mirror=cfg.mirror, device=trainer.device,
+                         start_step=trainer.step)
+    started, done_steps, avg = time.monotonic(), 0, None
+    outcome = "finished"
+    try:
+        while trainer.step < cfg.steps:
+            if abort_fn is not None and abort_fn():
+                outcome = "stopped"
+                break
+            if cfg.time_budget_s and time.monotonic() - started > cfg.time_budget_s:
+                outcome = "time_budget"
+                break
+            t0 = time.monotonic()
+            stats = trainer.train_step(loader.next())
+            dt = time.monotonic() - t0
+            avg = dt if avg is None else 0.9 * avg + 0.1 * dt
+            done_steps += 1
+            record = dict(stats, step=trainer.step, sec_per_step=round(avg, 4), kimg=trainer.run_nimg / 1000)
+            if trainer.step % cfg.snapshot_every == 0 or trainer.step == cfg.steps:
+                record.update(_snapshot(trainer, cfg, run_dir, provenance, dataset))
+            if record.get("snapshot") or trainer.step % LOG_EVERY == 0:
+                run_files.append_stats(run_dir, record)
+            if progress_fn is not None:
+                progress_fn(dict(record, steps=cfg.steps, eta_seconds=avg * (cfg.steps - trainer.step)))
+    except KeyboardInterrupt:
+        outcome = "stopped"
+    finally:
+        loader.close()
+    if trainer.step not in run_files.list_snapshots(run_dir):
+        record = _snapshot(trainer, cfg, run_dir, provenance, dataset)
+        run_files.append_stats(run_dir, record)
+    return {"state": outcome, "step": trainer.step}
+
+
+def read_config(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "config.json").read_text())
+
+
+__all__ = ["train", "TrainingError", "read_config"]

@@ -1,0 +1,106 @@
+"""Training options: one frozen dataclass with commented defaults, presets, and validation."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+MAX_STEPS = 25_000
+AUG_MODES = ("ada", "diffaugment", "none")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+class ConfigError(ValueError):
+    """A training option is out of range; the message names the field."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Length and batching. One step = one G update and one D update on one batch.
+    steps: int = 3000                 # default of the original service; at most 25,000
+    batch: int = 0                    # 0 = automatic from resolution, device and free memory
+    batch_gpu: int = 0                # per-pass batch; < batch means gradient accumulation; 0 = auto
+    snapshot_every: int = 250         # steps between snapshots (a final one is always written)
+    # Optimiser (StyleGAN2-ADA): Adam (0, 0.99), lr 0.0025 (0.002 at 1024 px).
+    lr_g: float = 0.0               # 0 = auto
+    lr_d: float = 0.0               # 0 = auto
+    # Regularisation.
+    r1_gamma: float = -1.0            # < 0 = auto: 0.0002 * res^2 / batch
+    r1_interval: int = 16             # lazy R1 every N steps
+    pl_weight: float = 0.0            # path length regularisation (off for transfer)
+    pl_interval: int = 4
+    style_mixing: float = 0.9         # probability of mixing two ws in a G pass
+    # Generator EMA: half-life in kimg; ramp-up caps it at ema_rampup * images seen in this run,
+    # so that G_ema follows G in short transfer runs instead of showing the old domain.
+    ema_kimg: float = -1.0            # < 0 = auto: 10 * batch / 32
+    ema_rampup: float = 0.05
+    # Augmentation for small datasets.
+    aug: str = "ada"                  # ada | diffaugment | none
+    ada_target: float = 0.6
+    ada_kimg: float = 100.0           # p adjustment speed (100 when transferring, 500 from scratch)
+    ada_interval: int = 4
+    diffaugment_policy: str = "color,translation,cutout"
+    mirror: bool = False              # random x-flips of the training images
+    freeze_d: int = 0                 # Freeze-D: the first N discriminator layers are not trained
+    # Machine.
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    precision: str = "auto"           # auto: official fp16 blocks on CUDA, fp32 on CPU
+    time_budget_s: float = 0.0        # stop cleanly after this many seconds (0 = no cap)
+    seed: int = 0
+    # Snapshots and metrics.
+    grid_seeds: tuple = tuple(range(16))  # fixed seeds of the snapshot grid (frames line up)
+    metrics: tuple = ()               # e.g. ("swd",): computed at each snapshot
+    metric_images: int = 256
+    # Model when training from scratch (ignored when transferring from a checkpoint).
+    scratch_arch: dict = field(default_factory=dict)
+
+    def validate(self) -> "TrainConfig":
+        def need(ok: bool, name: str, msg: str):
+            if not ok:
+                raise ConfigError(f"{name}: {msg}")
+        need(1 <= self.steps <= MAX_STEPS, "steps", f"must be between 1 and {MAX_STEPS:,}, got {self.steps}")
+        need(self.batch >= 0 and self.batch <= 256, "batch", "must be between 1 and 256 (0 = auto)")
+        need(self.batch_gpu >= 0 and (self.batch == 0 or self.batch_gpu <= self.batch), "batch_gpu",
+             "must not exceed batch")
+        need(self.batch == 0 or self.batch_gpu == 0 or self.batch % self.batch_gpu == 0, "batch_gpu",
+             "must divide batch")
+        need(self.snapshot_every >= 1, "snapshot_every", "must be at least 1")
+        need(0 <= self.lr_g <= 1 and 0 <= self.lr_d <= 1, "lr", "learning rates must be in [0, 1] (0 = auto)")
+        need(self.r1_interval >= 1 and self.pl_interval >= 1, "r1_interval", "intervals must be >= 1")
+        need(0 <= self.style_mixing <= 1, "style_mixing", "must be a probability")
+        need(self.aug in AUG_MODES, "aug", f"must be one of {', '.join(AUG_MODES)}")
+        need(0 < self.ada_target < 1 and self.ada_kimg > 0, "ada_target", "must be in (0, 1)")
+        need(0 <= self.freeze_d <= 64, "freeze_d", "must be between 0 and 64")
+        need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        need(self.time_budget_s >= 0, "time_budget_s", "must be >= 0")
+        need(len(self.grid_seeds) >= 1, "grid_seeds", "needs at least one seed")
+        need(all(m in ("swd",) for m in self.metrics), "metrics", "known metrics: swd")
+        return self
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["grid_seeds"], d["metrics"] = list(self.grid_seeds), list(self.metrics)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}  # later fields keep their defaults
+        for key in ("grid_seeds", "metrics"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d).validate()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# Override dicts for common situations (applied with TrainConfig().replace(**PRESETS[name])).
+PRESETS = {
+    "transfer-small-data": dict(aug="ada", ada_kimg=100, mirror=True, freeze_d=0),
+    "scratch": dict(aug="ada", ada_kimg=500, style_mixing=0.9),
+    "tiny-cpu": dict(batch=8, snapshot_every=50, r1_interval=16),
+}
