@@ -1,0 +1,185 @@
+"""My Models: save with provenance, ownership (private by default), hostile names and ids."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+TINY_G = dict(img_resolution=32, channel_base=256, channel_max=64, mapping_layers=2, z_dim=32, w_dim=32)
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATELIER_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    """A run-style snapshot: step-000010.safetensors (G_ema + metadata) and its grid PNG."""
+    import torch
+    from PIL import Image
+
+    from core.stylegan import save_checkpoint
+    from core.stylegan.generator import Generator
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("run") / "snapshots"
+    folder.mkdir()
+    path = folder / "step-000010.safetensors"
+    save_checkpoint(path, G_ema=Generator(**TINY_G),
+                    metadata={"step": 10, "config": {"steps": 20, "dataset": "ds1", "checkpoint": "default"}})
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(path.with_suffix(".png"))
+    return path
+
+
+def _save(snapshot, user="alice", name="My cats"):
+    from core.models import save_model
+    return save_model(user, weights_path=snapshot, name=name,
+                      source={"experiment": "e" * 32, "step": 10, "dataset": "cats", "base_model": "ffhq-256",
+                              "steps": 20})
+
+
+def test_save_list_get_and_export(home, snapshot, tmp_path):
+    from core.models import export_model, get_model, list_models, model_weights_path
+    mid = _save(snapshot)
+    assert len(mid) == 32
+    rec = get_model(mid, "alice")
+    assert rec["name"] == "My cats" and rec["public"] is False and rec["mine"] and rec["owner"] == "alice"
+    assert (rec["resolution"], rec["dataset"], rec["base_model"], rec["steps"], rec["step"]) == (32, "cats", "ffhq-256", 20, 10)
+    assert model_weights_path(mid, "alice").read_bytes() == snapshot.read_bytes()
+    assert [m["id"] for m in list_models("alice")] == [mid]
+    out = export_model(mid, "alice", tmp_path / "export")
+    assert out.name == "My_cats.safetensors" and out.read_bytes() == snapshot.read_bytes()
+    assert json.loads(out.with_suffix(".json").read_text())["id"] == mid
+    from core.stylegan import load_checkpoint
+    assert load_checkpoint(out).resolution == 32
+
+
+def test_ownership_private_public(home, snapshot):
+    from core.models import (ModelNotFound, ModelNotOwner, delete_model, export_model, get_model, list_models,
+                             model_weights_path, rename_model, set_public)
+    mid = _save(snapshot, "alice")
+    # private: B sees nothing, and missing and forbidden read the same
+    assert list_models("bob") == []
+    for call in (lambda: get_model(mid, "bob"), lambda: model_weights_path(mid, "bob"),
+                 lambda: export_model(mid, "bob", home / "x"), lambda: rename_model(mid, "bob", "x"),
+                 lambda: delete_model(mid, "bob"), lambda: set_public(mid, "bob", True)):
+        with pytest.raises(ModelNotFound) as e:
+            call()
+        assert str(e.value) == "No such model"
+    with pytest.raises(ModelNotFound) as e2:
+        get_model("0" * 32, "alice")
+    assert str(e2.value) == "No such model"
+    # public: B reads, downloads, but cannot change
+    set_public(mid, "alice", True)
+    seen = list_models("bob")
+    assert [m["id"] for m in seen] == [mid] and seen[0]["mine"] is False and seen[0]["owner"] == "alice"
+    assert model_weights_path(mid, "bob").is_file()
+    assert list_models("bob", include_public=False) == []
+    for call in (lambda: rename_model(mid, "bob", "mine now"), lambda: delete_model(mid, "bob"),
+                 lambda: set_public(mid, "bob", False)):
+        with pytest.raises(ModelNotOwner):
+            call()
+    assert get_model(mid, "alice")["name"] == "My cats"
+    # private again: gone for B; the owner renames and deletes, files freed
+    set_public(mid, "alice", False)
+    with pytest.raises(ModelNotFound):
+        get_model(mid, "bob")
+    rename_model(mid, "alice", "  Renamed  ")
+    assert get_model(mid, "alice")["name"] == "Renamed"
+    folder = model_weights_path(mid, "alice").parent
+    delete_model(mid, "alice")
+    assert not folder.exists() and list_models("alice") == []
+    with pytest.raises(ModelNotFound):
+        get_model(mid, "alice")
+
+
+def test_stale_public_index_is_not_trusted(home, snapshot):
+    from core.models import ModelNotFound, get_model
+    from core.storage import atomic_write_json
+    mid = _save(snapshot, "alice")
+    atomic_write_json(home / "public_models.json", {mid: "alice"})  # forged/stale: record says private
+    with pytest.raises(ModelNotFound):
+        get_model(mid, "bob")
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a" * 81, "bad\0name", "line\nbreak", "tab\there", 42, None])
+def test_hostile_names_refused(home, snapshot, name):
+    from core.models import ModelError, save_model
+    with pytest.raises(ModelError):
+        save_model("alice", weights_path=snapshot, name=name)
+    folder = home / "users" / "alice" / "models"
+    assert not folder.exists() or not any(p.name != "index.json" for p in folder.iterdir())
+
+
+def test_path_like_names_are_display_text_only(home, snapshot, tmp_path):
+    from core.models import export_model, get_model, rename_model
+    mid = _save(snapshot, "alice", name="../../etc/passwd")
+    assert get_model(mid, "alice")["name"] == "../../etc/passwd"
+    rename_model(mid, "alice", "Ünïcode ✨ 模型")
+    out = export_model(mid, "alice", tmp_path / "exp")
+    assert out.parent == tmp_path / "exp"
+    assert sorted(p.name for p in (home / "users" / "alice" / "models").iterdir()) == sorted(["index.json", mid])
+
+
+@pytest.mark.parametrize("bad_id", ["../alice/models", "0" * 31, "A" * 32, "", None, "0" * 32 + "/..", 123])
+def test_hostile_ids(home, snapshot, bad_id):
+    from core.models import ModelNotFound, delete_model, get_model
+    _save(snapshot, "alice")
+    with pytest.raises(ModelNotFound):
+        get_model(bad_id, "alice")
+    with pytest.raises(ModelNotFound):
+        delete_model(bad_id, "alice")
+
+
+def test_not_a_snapshot_refused(home, tmp_path):
+    from core.models import ModelError, save_model
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(ModelError):
+        save_model("alice", weights_path=bad, name="x")
+
+
+def test_grid_rendered_when_snapshot_has_none(home, snapshot, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from core.models import get_model, save_model
+    lone = tmp_path / "lone.safetensors"
+    shutil.copyfile(snapshot, lone)
+    mid = save_model("alice", weights_path=lone, name="lone")
+    with Image.open(get_model(mid, "alice")["grid_path"]) as im:
+        assert im.size == (64, 64)
+
+
+def test_check_models_repairs(home, snapshot):
+    from core.models import check_models, list_models
+    from core.storage import atomic_write_json
+    mid = _save(snapshot, "alice")
+    models = home / "users" / "alice" / "models"
+    (models / (".tmp-" + "1" * 32)).mkdir()
+    atomic_write_json(models / "index.json", {"ids": ["2" * 32]})
+    done = check_models("alice")
+    assert len(done) == 3
+    assert [m["id"] for m in list_models("alice")] == [mid]
+    assert check_models("alice") == []
+
+
+def test_cli_models(home, snapshot, capsys, tmp_path):
+    from core.cli import main
+    mid = _save(snapshot, "alice")
+    assert main(["models", "list", "--user", "alice"]) == 0
+    assert mid in capsys.readouterr().out
+    assert main(["models", "rename", mid, "New name", "--user", "alice"]) == 0
+    assert main(["models", "public", mid, "--user", "alice"]) == 0
+    assert main(["models", "show", mid, "--user", "bob"]) == 0
+    assert "New name" in capsys.readouterr().out
+    assert main(["models", "delete", mid, "--user", "bob", "--yes"]) == 2
+    assert "owner" in capsys.readouterr().err
+    assert main(["models", "private", mid, "--user", "alice"]) == 0
+    assert main(["models", "show", mid, "--user", "bob"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No such model" in err
+    assert main(["models", "export", mid, "--user", "alice", "--out", str(tmp_path / "e")]) == 0
+    assert main(["models", "delete", mid, "--user", "alice", "--yes"]) == 0
