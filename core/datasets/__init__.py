@@ -6,13 +6,14 @@
 
 Modules: ``common`` (limits, names, report), ``sources`` (folders, zips, videos), ``images``
 (decode, validate, normalise, crop), ``packed`` (the packed store), ``store`` (folders and the
-name index), ``ingest`` (import and pack), ``preview`` (crop previews, mosaic).
+name index), ``workers`` (the process pool), ``ingest`` (import), ``catalog`` (list, show, delete,
+pack, open), ``preview`` (crop previews, mosaic).
 """
 from .common import (CROP_MODES, MAX_IMAGES, MAX_PIXELS, MAX_TOTAL_BYTES, MIN_SIZE, RESOLUTIONS,
                      DatasetError, DatasetExists, DatasetNotFound, ImportReport, inflated_count,
                      validate_name)
-from .ingest import (delete_dataset, get_dataset, get_report, import_dataset,
-                     import_folder_of_images_for_training, list_datasets, open_packed, pack_dataset)
+from .catalog import delete_dataset, get_dataset, get_report, list_datasets, open_packed, pack_dataset
+from .ingest import import_dataset, import_folder_of_images_for_training
 from .packed import PackedDataset, sample_batch
 from .preview import crop_previews
 

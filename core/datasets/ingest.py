@@ -7,13 +7,10 @@ streams packed pixels straight to disk, so memory stays flat however many images
 from __future__ import annotations
 
 import hashlib
-import multiprocessing as mp
 import os
 import re
 import shutil
-import secrets
 import time
-from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,41 +22,12 @@ from . import store
 from .common import (MIN_SIZE, NEAR_DUP_BITS, SUGGESTED_RANGE, WARN_BELOW, DatasetError, DatasetExists,
                      ImportReport, inflated_count, validate_crop, validate_inflate, validate_name,
                      validate_resolution)
-from .images import process_item
-from .packed import PackedDataset, PackWriter
+from .catalog import pack_dataset
+from .packed import PackWriter
 from .sources import Video, iter_items, plan_sources
+from .workers import run_tasks
 
 FORMAT_VERSION = 1
-PARALLEL_FROM = 24          # fewer items than this are processed in this process (no pool start-up)
-
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
-def run_tasks(tasks, workers: int | None = None, expected: int = 0):
-    """Yield ``process_item(task)`` for every task, in order, using worker processes.
-
-    At most ``8 * workers`` tasks are in flight, so lazily made tasks (video frames) stay bounded.
-    Workers are forked: the fork start method needs no re-import of ``__main__`` and starts fast.
-    """
-    workers = workers or default_workers()
-    if workers <= 1 or expected < PARALLEL_FROM:
-        for t in tasks:
-            yield process_item(t)
-        return
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers) as pool:
-        pending: deque = deque()
-        for t in tasks:
-            pending.append(pool.apply_async(process_item, (t,)))
-            if len(pending) >= 8 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
 
 
 def _background(bg) -> tuple[int, int, int]:
@@ -280,132 +248,6 @@ def _advise(report: ImportReport, upscaled: int) -> None:
         report.warnings.append(f"{len(report.near_duplicates):,} group(s) of near-duplicate images were kept: review them.")
     if report.training_images != n:
         report.warnings.append(f"Inflation turns {n:,} images into {report.training_images:,} training images.")
-
-
-# --- reading stored datasets ------------------------------------------------------------------
-
-def _meta(folder: Path) -> dict:
-    meta = read_json(folder / "meta.json")
-    if meta is None:
-        raise DatasetError(f"Dataset folder {folder.name} has no metadata.")
-    return meta
-
-
-def _packs(folder: Path) -> list[dict]:
-    out = []
-    for p in sorted((folder / "packs").glob("*/pack.json")):
-        m = read_json(p, {})
-        out.append({"crop": m.get("crop"), "resolution": m.get("resolution"), "count": m.get("count"),
-                    "path": str(p.parent)})
-    return out
-
-
-def get_dataset(name_or_id: str, user: str = DEFAULT_USER) -> dict:
-    """Metadata of one dataset: id, name, count, bytes, created, crop, resolutions, packs, mosaic, ..."""
-    ds_id, folder = store.resolve(name_or_id, user)
-    meta = _meta(folder)
-    packs = _packs(folder)
-    size = store.folder_bytes(folder)
-    from .common import human_bytes
-    mosaic = folder / "mosaic.jpg"
-    return {"id": ds_id, "name": meta["name"], "count": meta["count"],
-            "training_images": inflated_count(meta["count"], meta.get("inflate")),
-            "bytes": size, "size": human_bytes(size), "created": meta["created"], "crop": meta["crop"],
-            "inflate": meta.get("inflate", {}), "resolutions": sorted({p["resolution"] for p in packs}),
-            "packs": packs, "mosaic": str(mosaic) if mosaic.exists() else None, "path": str(folder),
-            "summary": meta.get("summary", {})}
-
-
-def get_report(name_or_id: str, user: str = DEFAULT_USER) -> dict:
-    """The import report saved with the dataset (as ``ImportReport.to_dict()``)."""
-    _, folder = store.resolve(name_or_id, user)
-    return read_json(folder / "report.json", {})
-
-
-def list_datasets(user: str = DEFAULT_USER) -> list[dict]:
-    """Every dataset of ``user`` (as ``get_dataset``), newest first."""
-    out = []
-    for ds_id in store.names(user).values():
-        try:
-            out.append(get_dataset(ds_id, user))
-        except DatasetError:
-            continue
-    return sorted(out, key=lambda d: d["created"], reverse=True)
-
-
-def delete_dataset(name_or_id: str, user: str = DEFAULT_USER) -> dict:
-    """Delete a dataset; returns what it was (``get_dataset``) so the caller can say what was lost."""
-    info = get_dataset(name_or_id, user)
-    store.remove(info["id"], user)
-    return info
-
-
-# --- packing ----------------------------------------------------------------------------------
-
-def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, workers) -> Path:
-    meta = _meta(folder)
-    res = validate_resolution(resolution)
-    crop = validate_crop(crop or meta["crop"])
-    dest = folder / "packs" / f"{crop}-{res}"
-    if (dest / "pack.json").exists():
-        return dest
-    tmp = folder / "packs" / f".tmp-{secrets.token_hex(6)}"
-    inf = validate_inflate(meta.get("inflate"))
-    writer = PackWriter(tmp, res, crop, inf)
-    try:
-        opt = {"resolution": res, "crop": crop, "inflate": inf, "background": tuple(meta.get("background", (255, 255, 255))),
-               "min_size": 1, "store_dir": None}
-        files = meta["files"]
-        tasks = ({"index": i, "label": f["source"], "ref": ("file", str(folder / "images" / f["file"])), "opt": opt}
-                 for i, f in enumerate(files))
-        for k, r in enumerate(run_tasks(tasks, workers, len(files)), 1):
-            if r["ok"]:
-                for a in r["packed"]:
-                    writer.append(a)
-            _progress(progress_fn, k, len(files))
-        if len(writer) == 0:
-            raise DatasetError("The dataset's stored images could not be read.")
-        writer.close()
-        writer = None
-        try:
-            os.rename(tmp, dest)
-        except OSError:  # packed meanwhile by another process
-            if not (dest / "pack.json").exists():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-        return dest
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def pack_dataset(name_or_id: str, resolution: int, user: str = DEFAULT_USER, *, crop: str | None = None,
-                 progress_fn=None, workers: int | None = None) -> Path:
-    """The pack folder of a dataset at ``resolution`` (and its crop mode unless ``crop`` is given),
-    made from the stored images if it does not exist yet. Idempotent."""
-    _, folder = store.resolve(name_or_id, user)
-    return _pack_folder(folder, resolution, crop, progress_fn, workers)
-
-
-def open_packed(name_or_id_or_path, resolution: int, user: str = DEFAULT_USER, *, crop: str | None = None,
-                progress_fn=None) -> PackedDataset:
-    """A :class:`PackedDataset` for a dataset name/id, a dataset folder or a pack folder
-    (packing first if needed)."""
-    res = validate_resolution(resolution)
-    # Names cannot hold '/', so a string with one (or any Path) is a folder.
-    if isinstance(name_or_id_or_path, os.PathLike) or "/" in str(name_or_id_or_path):
-        p = Path(name_or_id_or_path)
-        if (p / "pack.json").exists():
-            ds = PackedDataset(p)
-            if ds.resolution != res:
-                raise DatasetError(f"That pack is {ds.resolution} px, not {res} px.")
-            return ds
-        if (p / "meta.json").exists():
-            return PackedDataset(_pack_folder(p, res, crop, progress_fn, None))
-        raise DatasetError(f"{p} is neither a dataset nor a pack folder.")
-    return PackedDataset(pack_dataset(name_or_id_or_path, res, user, crop=crop, progress_fn=progress_fn))
 
 
 def import_folder_of_images_for_training(path, user: str = DEFAULT_USER, *, resolution: int | None = None,
