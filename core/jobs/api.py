@@ -1,0 +1,212 @@
+"""Experiments as the UI and CLI see them: submit, list, show, stop, continue, delete, files.
+
+Every function takes the acting user and checks ownership: another user's id raises the same
+:class:`NotFound` as a missing one. Training itself happens only in a worker (``core.jobs.worker``).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from . import store
+from .store import ACTIVE, RUNNING, JobsError, LimitReached, NotFound
+
+DEFAULT_MAX_JOBS_PER_USER = 5
+LOG_KEEP = 500
+LOG_FILE = "log.txt"
+CROPS = ("center", "random", "none", "pad")
+
+
+def max_jobs_per_user() -> int:
+    return int(os.environ.get("ATELIER_MAX_JOBS_PER_USER", DEFAULT_MAX_JOBS_PER_USER))
+
+
+def _options(options: dict | None, steps: int) -> dict:
+    from ..stylegan.train_config import ConfigError, TrainConfig
+    try:
+        return TrainConfig.from_dict(dict(options or {}, steps=int(steps))).to_dict()
+    except (ConfigError, TypeError, ValueError) as e:
+        raise JobsError(f"Invalid training option {e}") from None
+
+
+def submit_experiment(user: str, *, title: str, dataset: str, checkpoint: str, steps: int = 3000,
+                      crop: str = "center", options: dict | None = None, max_jobs: int | None = None) -> str:
+    """Queue a new experiment for ``user``; returns its opaque id. Raises LimitReached or JobsError."""
+    from .. import datasets
+    from ..checkpoints import CheckpointsError, resolve_checkpoint
+    title = (title or "").strip() or "Untitled experiment"
+    if len(title) > 200:
+        raise JobsError("A title can have at most 200 characters.")
+    if crop not in CROPS:
+        raise JobsError(f"Unknown crop mode {crop!r}: choose one of {', '.join(CROPS)}.")
+    opts = _options(options, steps)
+    try:
+        ds = datasets.get_dataset(dataset, user)
+    except datasets.DatasetError as e:
+        raise JobsError(str(e)) from None
+    try:
+        resolve_checkpoint(checkpoint, user=user)
+    except CheckpointsError as e:
+        raise JobsError(str(e)) from None
+    limit = max_jobs_per_user() if max_jobs is None else max_jobs
+    now = time.time()
+    rec = {"id": store.new_id(), "owner": user, "title": title, "dataset": ds["id"], "dataset_name": ds["name"],
+           "checkpoint": str(checkpoint), "crop": crop, "steps": opts["steps"], "options": opts, "state": "queued",
+           "step": 0, "eta_seconds": None, "sec_per_step": None, "created": now, "started": None,
+           "finished": None, "error": None, "worker": None, "heartbeat": None, "resolution": None}
+    with store.transaction() as c:
+        active = sum(1 for r in store.all_records(c) if r["owner"] == user and r["state"] in ACTIVE)
+        if active >= limit:
+            raise LimitReached(f"You already have {active} experiments queued or running (the limit is {limit}): "
+                               "wait for one to finish, or stop one.")
+        rec["seq"] = store.next_seq(c)
+        store.put(c, rec)
+    store.run_dir(user, rec["id"]).mkdir(parents=True, exist_ok=True)
+    append_log(rec, f"queued: {opts['steps']:,} steps from {checkpoint} on dataset {ds['name']!r}")
+    return rec["id"]
+
+
+def _public(rec: dict, positions: dict[str, int]) -> dict:
+    out = {k: v for k, v in rec.items() if k not in ("seq",)}
+    out["queue_position"] = positions.get(rec["id"])
+    out["progress"] = rec["step"] / rec["steps"] if rec["steps"] else 0.0
+    out["run_dir"] = str(store.run_dir(rec["owner"], rec["id"]))
+    return out
+
+
+def _owned(c, exp_id: str, user: str) -> dict:
+    rec = store.get(c, str(exp_id)) if isinstance(exp_id, str) and exp_id.isalnum() else None
+    if rec is None or rec["owner"] != user:
+        raise NotFound(f"No experiment {exp_id!r}.")
+    return rec
+
+
+def list_experiments(user: str) -> list[dict]:
+    """Every experiment of ``user``, newest first, with ``queue_position`` for queued ones."""
+    c = store.cache()
+    records = store.all_records(c)
+    positions = store.queue_positions(records)
+    mine = [_public(r, positions) for r in records if r["owner"] == user]
+    return sorted(mine, key=lambda r: r["created"], reverse=True)
+
+
+def get_experiment(exp_id: str, user: str) -> dict:
+    c = store.cache()
+    rec = _owned(c, exp_id, user)
+    positions = store.queue_positions(store.all_records(c)) if rec["state"] == "queued" else {}
+    return _public(rec, positions)
+
+
+def stop_experiment(exp_id: str, user: str) -> dict:
+    """Queued: stopped at once. Running: the worker is asked to stop (state ``stopping``), writes a
+    final snapshot and marks it ``stopped``. Already stopped/finished/failed: JobsError."""
+    with store.transaction() as c:
+        rec = _owned(c, exp_id, user)
+        if rec["state"] == "queued":
+            rec.update(state="stopped", finished=time.time(), eta_seconds=None)
+        elif rec["state"] in ("preparing", "training"):
+            store.set_abort(c, rec["id"])
+            rec["state"] = "stopping"
+        elif rec["state"] != "stopping":
+            raise JobsError(f"The experiment is {rec['state']}, not running.")
+        store.put(c, rec)
+    append_log(rec, "stop requested")
+    return get_experiment(exp_id, user)
+
+
+def continue_experiment(exp_id: str, user: str, steps: int | None = None, *, max_jobs: int | None = None) -> dict:
+    """Requeue a stopped, finished or failed experiment; ``steps`` is the new total (more than done)."""
+    limit = max_jobs_per_user() if max_jobs is None else max_jobs
+    with store.transaction() as c:
+        rec = _owned(c, exp_id, user)
+        if rec["state"] in ACTIVE:
+            raise JobsError(f"The experiment is already {rec['state']}.")
+        total = int(steps if steps is not None else rec["steps"])
+        if total <= rec["step"]:
+            raise JobsError(f"It has done {rec['step']:,} steps already: ask for more than that.")
+        opts = _options(rec["options"], total)
+        active = sum(1 for r in store.all_records(c) if r["owner"] == user and r["state"] in ACTIVE)
+        if active >= limit:
+            raise LimitReached(f"You already have {active} experiments queued or running (the limit is {limit}): "
+                               "wait for one to finish, or stop one.")
+        store.set_abort(c, rec["id"], False)
+        rec.update(state="queued", steps=total, options=opts, error=None, finished=None, eta_seconds=None,
+                   worker=None, seq=store.next_seq(c))
+        store.put(c, rec)
+    append_log(rec, f"continued: queued for {total:,} steps in all")
+    return get_experiment(exp_id, user)
+
+
+def delete_experiment(exp_id: str, user: str, *, stop: bool = False, wait_s: float = 60.0) -> dict:
+    """Delete the record and every file of it. Refused while running unless ``stop``: then it is
+    stopped first (waiting up to ``wait_s`` for the final snapshot). Returns what was deleted."""
+    if stop and get_experiment(exp_id, user)["state"] in RUNNING:
+        stop_experiment(exp_id, user)
+        deadline = time.monotonic() + wait_s
+        while get_experiment(exp_id, user)["state"] in RUNNING:
+            if time.monotonic() > deadline:
+                raise JobsError("The experiment did not stop in time; try deleting it again in a moment.")
+            time.sleep(0.2)
+    with store.transaction() as c:
+        rec = _owned(c, exp_id, user)
+        if rec["state"] in RUNNING:
+            raise JobsError(f"The experiment is {rec['state']}: stop it before deleting it.")
+        c.delete(f"exp:{rec['id']}")
+        store.set_abort(c, rec["id"], False)
+    shutil.rmtree(store.run_dir(user, rec["id"]), ignore_errors=True)
+    return _public(rec, {})
+
+
+# ---- files of a run ---------------------------------------------------------------------------
+
+def experiment_snapshots(exp_id: str, user: str) -> list[dict]:
+    """[{step, image_path, weights_path, wall_time}] ascending; wall_time is the grid file's mtime."""
+    from ..stylegan import run_files
+    rd = Path(get_experiment(exp_id, user)["run_dir"])
+    out = []
+    for step in run_files.list_snapshots(rd):
+        weights, png = run_files.snapshot_paths(rd, step)
+        try:
+            out.append({"step": step, "image_path": str(png), "weights_path": str(weights),
+                        "wall_time": png.stat().st_mtime})
+        except FileNotFoundError:  # removed by a resume meanwhile
+            continue
+    return out
+
+
+def experiment_stats(exp_id: str, user: str) -> list[dict]:
+    """The stats.jsonl records (loss_G, loss_D, r1, ada_p, sec_per_step by step)."""
+    from ..stylegan import run_files
+    return run_files.read_stats(Path(get_experiment(exp_id, user)["run_dir"]))
+
+
+def experiment_log(exp_id: str, user: str, tail: int = 200) -> list[str]:
+    path = Path(get_experiment(exp_id, user)["run_dir"]) / LOG_FILE
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    return lines[-tail:] if tail else lines
+
+
+def append_log(rec: dict, line: str) -> None:
+    """Append a timestamped line to the run's log.txt, keeping about the last LOG_KEEP lines."""
+    from ..storage import atomic_write_bytes
+    path = store.run_dir(rec["owner"], rec["id"]) / LOG_FILE
+    if not path.parent.exists():
+        return  # deleted meanwhile
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    text = "".join(f"{stamp} {part}\n" for part in str(line).splitlines() or [""])
+    with open(path, "a") as f:
+        f.write(text)
+    if path.stat().st_size > LOG_KEEP * 400:
+        lines = path.read_text(errors="replace").splitlines(keepends=True)
+        if len(lines) > 2 * LOG_KEEP:
+            atomic_write_bytes(path, "".join(lines[-LOG_KEEP:]).encode())
+
+
+__all__ = ["submit_experiment", "list_experiments", "get_experiment", "stop_experiment", "continue_experiment",
+           "delete_experiment", "experiment_snapshots", "experiment_stats", "experiment_log", "append_log",
+           "JobsError", "NotFound", "LimitReached", "max_jobs_per_user"]
