@@ -188,18 +188,25 @@ def save_model(user: str, *, weights_path, name: str, source: dict | None = None
     g_kwargs = meta.get("g_kwargs") or {}
     file_meta = meta.get("metadata") or {}
     config = file_meta.get("config") if isinstance(file_meta.get("config"), dict) else {}
-    provenance = file_meta.get("provenance") if isinstance(file_meta.get("provenance"), dict) else {}
+    # Training snapshots carry the run's provenance at the top of their metadata (jobs worker, CLI train).
+    scalar = lambda v: v if isinstance(v, (str, int, float, bool)) else None  # noqa: E731
+
+    def pick(*keys, fallback=None):
+        for k in keys:
+            if source.get(k) is not None:
+                return scalar(source[k])
+        return scalar(fallback)
+
     model_id = uuid.uuid4().hex
     record = {
         "id": model_id, "owner": user, "name": name, "public": False,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "resolution": g_kwargs.get("img_resolution"),
-        "base_model": source.get("base_model", source.get("base_checkpoint",
-                                 provenance.get("base_model", config.get("checkpoint")))),
-        "dataset": source.get("dataset", provenance.get("dataset", config.get("dataset"))),
-        "steps": source.get("steps", config.get("steps")),
-        "step": source.get("step", file_meta.get("step")),
-        "experiment": source.get("experiment"),
+        "base_model": pick("base_model", "base_checkpoint", "checkpoint", fallback=file_meta.get("checkpoint")),
+        "dataset": pick("dataset", fallback=file_meta.get("dataset")),
+        "steps": pick("steps", fallback=config.get("steps")),
+        "step": pick("step", fallback=file_meta.get("step")),
+        "experiment": pick("experiment", fallback=file_meta.get("experiment")),
         "bytes": weights_path.stat().st_size,
         "source": {k: v for k, v in source.items() if isinstance(v, (str, int, float, bool, type(None)))},
     }

@@ -309,7 +309,8 @@ def ganspace_directions(model_path, k: int = 10, samples: int = 2000, seed: int 
         w = ckpt.G_ema.mapping(z, c)[:, 0].cpu().double().numpy()    # [samples, w_dim]
     mean = w.mean(0)
     _, s, vt = np.linalg.svd(w - mean, full_matrices=False)
-    out = {"directions": vt[:k].astype(np.float32), "values": (s[:k] / math.sqrt(max(samples - 1, 1))).astype(np.float32),
+    std = s[:k] / math.sqrt(max(samples - 1, 1))
+    out = {"directions": vt[:k].astype(np.float32), "values": std.astype(np.float32),
            "mean": mean.astype(np.float32), "layers": (0, ckpt.num_ws)}
     with _lock:
         _lru_put(_directions, key, out, 32)

@@ -27,7 +27,8 @@ def snapshot(tmp_path_factory):
     folder.mkdir()
     path = folder / "step-000010.safetensors"
     save_checkpoint(path, G_ema=Generator(**TINY_G),
-                    metadata={"step": 10, "config": {"steps": 20, "dataset": "ds1", "checkpoint": "default"}})
+                    metadata={"step": 10, "experiment": "f" * 32, "checkpoint": "default", "dataset": "ds1",
+                              "crop": "center", "config": {"steps": 20}})
     Image.new("RGB", (64, 64), (10, 20, 30)).save(path.with_suffix(".png"))
     return path
 
@@ -45,7 +46,8 @@ def test_save_list_get_and_export(home, snapshot, tmp_path):
     assert len(mid) == 32
     rec = get_model(mid, "alice")
     assert rec["name"] == "My cats" and rec["public"] is False and rec["mine"] and rec["owner"] == "alice"
-    assert (rec["resolution"], rec["dataset"], rec["base_model"], rec["steps"], rec["step"]) == (32, "cats", "ffhq-256", 20, 10)
+    provenance = (rec["resolution"], rec["dataset"], rec["base_model"], rec["steps"], rec["step"])
+    assert provenance == (32, "cats", "ffhq-256", 20, 10)
     assert model_weights_path(mid, "alice").read_bytes() == snapshot.read_bytes()
     assert [m["id"] for m in list_models("alice")] == [mid]
     out = export_model(mid, "alice", tmp_path / "export")
@@ -53,6 +55,13 @@ def test_save_list_get_and_export(home, snapshot, tmp_path):
     assert json.loads(out.with_suffix(".json").read_text())["id"] == mid
     from core.stylegan import load_checkpoint
     assert load_checkpoint(out).resolution == 32
+
+
+def test_provenance_from_snapshot_metadata(home, snapshot):
+    from core.models import get_model, save_model
+    rec = get_model(save_model("alice", weights_path=snapshot, name="plain"), "alice")
+    assert (rec["base_model"], rec["dataset"], rec["steps"], rec["step"], rec["experiment"]) == \
+        ("default", "ds1", 20, 10, "f" * 32)
 
 
 def test_ownership_private_public(home, snapshot):
