@@ -76,7 +76,7 @@ def measure(resolution: int, arch: dict, batch: int, device: str) -> dict:
         return time.perf_counter() - t0
 
     first = timed_step()                                  # step 0: warm-up, with R1
-    plain = sorted(timed_step() for _ in range(3))[1]     # steps 1-3: median of plain steps
+    plain = min(timed_step() for _ in range(3))            # steps 1-3: fastest plain step (least disturbed)
     trainer.step = cfg.r1_interval                        # one more step with lazy R1
     r1 = timed_step()
     per_step = (plain * (cfg.r1_interval - 1) + r1) / cfg.r1_interval

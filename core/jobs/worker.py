@@ -183,8 +183,13 @@ class Worker:
         say(f"training {cfg.steps:,} steps on {len(dataset):,} images")
         per_step: list[float] = []
 
+        last = [None]
+
         def progress(p: dict) -> None:
-            per_step.append(p["sec_per_step"])
+            now = time.monotonic()
+            if last[0] is not None and not p.get("snapshot"):
+                per_step.append(now - last[0])  # plain steps only: snapshots are estimated apart
+            last[0] = now
             fields = dict(step=p["step"], eta_seconds=round(p["eta_seconds"], 1), sec_per_step=p["sec_per_step"])
             if store.abort_requested(exp_id):
                 fields.pop("eta_seconds")
@@ -195,7 +200,8 @@ class Worker:
         result = train(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt, progress_fn=progress,
                        abort_fn=abort_fn, provenance=provenance, log=say)
         if len(per_step) >= 10:
-            eta.record_observed(ckpt.resolution, ckpt.g_kwargs, store.run_dir(owner, exp_id), self.device, per_step[-1])
+            median = sorted(per_step)[len(per_step) // 2]
+            eta.record_observed(ckpt.resolution, ckpt.g_kwargs, store.run_dir(owner, exp_id), self.device, median)
         return result
 
     @staticmethod
