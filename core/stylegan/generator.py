@@ -164,8 +164,8 @@ class Generator(nn.Module):
         if fused is None:
             # Grouped conv is slow on CPU for N > 1; scaling the activations is the same maths.
             fused = not self.training and (on_cuda or ws.shape[0] == 1)
-        if channels_last is None:
-            channels_last = on_cuda
+        if channels_last is None:  # NHWC suits cuDNN and, for batches, oneDNN on the CPU
+            channels_last = on_cuda or ws.shape[0] > 1
         return self.synthesis(ws, noise_mode=noise_mode, fused=fused, force_fp32=force_fp32,
                               channels_last=channels_last)
 

@@ -56,18 +56,24 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tenso
 
 def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear",
              gain: float | None = None, clamp: float | None = None) -> torch.Tensor:
-    """x + b (broadcast over dim 1), activation, times gain (default: the activation's), clamp."""
-    if b is not None:
-        x = x + b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
-    if act == "lrelu":
-        x = F.leaky_relu(x, LRELU_SLOPE)
-    elif act != "linear":
+    """x + b (broadcast over dim 1), activation, times gain (default: the activation's), clamp.
+
+    Without autograd, x is updated in place: callers pass a fresh tensor (a conv or matmul
+    output), and four passes over a large activation cost more than the convolution on a CPU.
+    """
+    if act not in ACT_GAINS:
         raise ValueError(f"unknown activation {act!r}")
     gain = ACT_GAINS[act] if gain is None else gain
+    inplace = not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)))
+    if b is not None:
+        b = b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
+        x = x.add_(b) if inplace else x + b
+    if act == "lrelu":
+        x = F.leaky_relu_(x, LRELU_SLOPE) if inplace else F.leaky_relu(x, LRELU_SLOPE)
     if gain != 1:
-        x = x * gain
+        x = x.mul_(gain) if inplace else x * gain
     if clamp is not None:
-        x = x.clamp(-clamp, clamp)
+        x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
     return x
 
 
@@ -129,10 +135,12 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if not fused:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
+        if dcoefs is not None and noise is not None:
+            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1))
         if dcoefs is not None:
-            x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+            return x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
         if noise is not None:
-            x = x + noise.to(x.dtype)
+            return x + noise.to(x.dtype)
         return x
     w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
     if dcoefs is not None:

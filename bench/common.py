@@ -1,0 +1,49 @@
+"""Shared helpers of the benchmarks: timing with warm-up, medians, optional official reference.
+
+The official implementation is never part of Atelier: pass ``--official CHECKOUT`` (a local
+checkout of NVlabs/stylegan2-ada-pytorch) to time it in the same process for a ratio.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+
+def timeit(fn, *, repeat: int = 5, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def median(xs) -> float:
+    return statistics.median(xs)
+
+
+def official_networks(checkout: str):
+    """The official networks module from a local checkout (imported for timing only)."""
+    sys.path.insert(0, checkout)
+    from training import networks  # noqa: E402
+    return networks
+
+
+def machine() -> str:
+    import os
+    import platform
+
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {dev}"
