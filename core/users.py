@@ -1,0 +1,212 @@
+"""Accounts for ``python app.py --auth FILE``: users with salted scrypt password hashes.
+
+    add_user(path, "alice", "correct horse")      # UsersError on a bad name, short password, taken name
+    verify(path, "alice", "correct horse")        # True
+    app.launch(auth=load_auth(path))             # Gradio calls fn(username, password) -> bool
+
+The file (JSON, mode 0600, written atomically) holds, per user, the scrypt parameters, a random
+16-byte salt and the 64-byte hash; never a password. Default place: ``<data root>/users.json``.
+
+Names are ``^[a-z0-9][a-z0-9_.-]{0,31}$``: they become folder names under ``users/``, so nothing
+path-like can pass. ``local`` is allowed on purpose: it is the user who owns everything made
+without ``--auth``; adding an account named ``local`` is how that data stays reachable once
+accounts are on. Passwords are 8 to 1,024 characters (the cap bounds the cost of one attempt),
+compared as NFC-normalised UTF-8.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import unicodedata
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .storage import atomic_path, data_root
+
+__all__ = ["UsersError", "default_auth_path", "validate_username", "add_user", "remove_user", "set_password",
+           "verify", "list_users", "load_auth", "SCRYPT_N", "SCRYPT_R", "SCRYPT_P", "MIN_PASSWORD", "MAX_PASSWORD"]
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
+SALT_BYTES, HASH_BYTES = 16, 64
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+FORMAT_VERSION = 1
+_SCRYPT_MAXMEM = 64 * 1024 * 1024     # room for n up to 2**15 with r = 8 (128 * n * r bytes)
+
+
+class UsersError(ValueError):
+    """A refused account operation; the message is one line for the admin."""
+
+
+def default_auth_path() -> Path:
+    return data_root() / "users.json"
+
+
+def validate_username(name) -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
+        raise UsersError(f"Invalid user name {str(name)[:40]!r}: use 1-32 lower-case letters, digits, '.', '_' "
+                         "or '-', starting with a letter or digit")
+    return name
+
+
+def _password_bytes(password) -> bytes:
+    if not isinstance(password, str):
+        raise UsersError("The password must be text")
+    password = unicodedata.normalize("NFC", password)
+    if len(password) < MIN_PASSWORD:
+        raise UsersError(f"The password is too short: at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise UsersError(f"The password is too long: at most {MAX_PASSWORD} characters")
+    return password.encode("utf-8")
+
+
+def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MAXMEM, dklen=HASH_BYTES)
+
+
+def _hash_record(password: str) -> dict:
+    salt = secrets.token_bytes(SALT_BYTES)
+    digest = _scrypt(_password_bytes(password), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    return {"algorithm": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P,
+            "salt": salt.hex(), "hash": digest.hex()}
+
+
+# A fixed record to hash against for unknown names, so a miss costs as much as a wrong password.
+_DUMMY = {"n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P, "salt": "00" * SALT_BYTES, "hash": "00" * HASH_BYTES}
+
+
+# ----------------------------------------------------------------------------------------------
+# The file
+
+def _read(path: Path) -> dict:
+    """The users dict of the file; {} when the file does not exist. UsersError when unreadable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise UsersError(f"The auth file {path} cannot be read ({type(e).__name__})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("users", {}), dict):
+        raise UsersError(f"The auth file {path} is not an Atelier users file")
+    return dict(data.get("users", {}))
+
+
+def _write(path: Path, users: dict) -> None:
+    body = json.dumps({"format_version": FORMAT_VERSION, "users": users}, indent=2, sort_keys=True).encode()
+    with atomic_path(path) as tmp:
+        os.chmod(tmp, 0o600)
+        tmp.write_bytes(body)
+    os.chmod(path, 0o600)
+
+
+@contextmanager
+def _locked(path: Path):
+    """One editor of the file at a time (two admins running the CLI at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------------------------
+# Changes
+
+def add_user(path, name: str, password: str) -> None:
+    """Add ``name`` with ``password``; UsersError if the name is invalid or taken, or the password short."""
+    path, name = Path(path), validate_username(name)
+    record = _hash_record(password)   # validates the password before touching the file
+    with _locked(path):
+        users = _read(path)
+        if name in users:
+            raise UsersError(f"User {name!r} already exists: use `users passwd {name}` to change the password")
+        users[name] = dict(record, created=_now(), updated=_now())
+        _write(path, users)
+
+
+def remove_user(path, name: str) -> None:
+    """Remove ``name`` from the file. Their data under the data root is left as it is."""
+    path, name = Path(path), validate_username(name)
+    with _locked(path):
+        users = _read(path)
+        if name not in users:
+            raise UsersError(f"No user named {name!r}")
+        del users[name]
+        _write(path, users)
+
+
+def set_password(path, name: str, password: str) -> None:
+    path, name = Path(path), validate_username(name)
+    record = _hash_record(password)
+    with _locked(path):
+        users = _read(path)
+        if name not in users:
+            raise UsersError(f"No user named {name!r}")
+        users[name] = dict(users[name], **record, updated=_now())
+        _write(path, users)
+
+
+def list_users(path) -> list[str]:
+    return sorted(_read(Path(path)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Checking
+
+def _check(users: dict, name, password) -> bool:
+    rec = users.get(name) if isinstance(name, str) and NAME_RE.fullmatch(name) else None
+    valid = isinstance(rec, dict)
+    try:
+        pw = unicodedata.normalize("NFC", password).encode("utf-8") if isinstance(password, str) else b""
+        if len(pw) > 4 * MAX_PASSWORD:
+            pw, valid = b"", False
+        use = rec if valid else _DUMMY
+        n, r, p = int(use["n"]), int(use["r"]), int(use["p"])
+        if not (2 <= n <= 2 ** 15 and n & (n - 1) == 0 and 1 <= r <= 8 and 1 <= p <= 4):
+            n, r, p, valid = SCRYPT_N, SCRYPT_R, SCRYPT_P, False
+        salt, expected = bytes.fromhex(use["salt"]), bytes.fromhex(use["hash"])
+    except (KeyError, TypeError, ValueError):
+        salt, expected, n, r, p, valid = b"\0" * SALT_BYTES, b"\0" * HASH_BYTES, SCRYPT_N, SCRYPT_R, SCRYPT_P, False
+        pw = b""
+    got = _scrypt(pw, salt, n, r, p)
+    return hmac.compare_digest(got, expected) and valid and isinstance(password, str)
+
+
+def verify(path, name, password) -> bool:
+    """True when ``name`` exists and ``password`` is theirs. An unreadable file verifies nobody."""
+    try:
+        users = _read(Path(path))
+    except UsersError:
+        users = {}
+    return _check(users, name, password)
+
+
+def load_auth(path):
+    """``fn(username, password) -> bool`` for ``gr.Blocks.launch(auth=fn)``.
+
+    The file must exist and be readable now (UsersError otherwise: the app should refuse to
+    start rather than run open). It is read again at each sign-in, so ``users add|remove|passwd``
+    take effect without a restart; if it becomes unreadable later, nobody can sign in.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsersError(f"No auth file at {path}: create it with `python -m core.cli users add NAME --file {path}`")
+    if not _read(path):
+        raise UsersError(f"The auth file {path} has no users: add one with `python -m core.cli users add NAME`")
+
+    def auth(username, password) -> bool:
+        return verify(path, username, password)
+
+    return auth
