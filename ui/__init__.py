@@ -1,0 +1,32 @@
+"""The Gradio UI: one module per tab (build_<tab>() -> dataclass of components, wire_<tab>()).
+``build_ui()`` builds every tab, then wires every tab. No torch and no ML logic here."""
+from __future__ import annotations
+
+import gradio as gr
+
+from .common import DATASETS, Nav
+from .datasets import build_datasets, wire_datasets
+from .experiments import build_experiments, wire_experiments
+from .models import build_models, wire_models
+from .new_experiment import build_new_experiment, wire_new_experiment
+from .playground import build_playground, wire_playground
+
+TITLE = "Atelier"
+
+
+def build_ui() -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown("## Atelier · train image generators on your own pictures", elem_id="atelier-title")
+        with gr.Tabs(selected=DATASETS, elem_id="atelier-tabs") as tabs:
+            datasets = build_datasets()
+            new = build_new_experiment()
+            experiments = build_experiments()
+            models = build_models()
+            playground = build_playground()
+        nav = Nav(tabs=tabs, demo=demo)
+        wire_datasets(datasets, nav)
+        wire_new_experiment(new, nav, experiments)
+        wire_experiments(experiments, nav)
+        wire_models(models, nav, playground)
+        wire_playground(playground, nav)
+    return demo

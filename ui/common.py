@@ -1,0 +1,131 @@
+"""What every tab shares: the signed-in user, errors as one sentence, files the browser may fetch,
+tab navigation and number formatting. No torch here (the UI never imports it)."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from core.storage import DEFAULT_USER
+
+log = logging.getLogger("atelier.ui")
+
+GENERIC_ERROR = "Something went wrong on our side; the details are in the server log."
+
+# Tab ids, in the order of the work (gr.Tabs(selected=...) takes them).
+DATASETS, NEW, EXPERIMENTS, MODELS, PLAYGROUND = "datasets", "new", "experiments", "models", "playground"
+
+
+@dataclass
+class Nav:
+    """The tab strip (so any tab can open another one) and the app (for its load event)."""
+    tabs: gr.Tabs
+    demo: gr.Blocks
+
+
+def user_of(request: gr.Request | None) -> str:
+    """The signed-in user, from the request only (never a client field)."""
+    return (getattr(request, "username", None) or DEFAULT_USER) if request is not None else DEFAULT_USER
+
+
+def error_text(message: str) -> str:
+    return f"⚠️ {message}" if message else ""
+
+
+def ok_text(message: str) -> str:
+    return f"✅ {message}" if message else ""
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text.strip("'\"")[:300]
+
+
+def safe(message_component, expected: tuple = ()):
+    """Handler decorator: expected core errors become one sentence in ``message_component``;
+    anything else is logged and becomes a generic sentence. Never a traceback in the page."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except expected as e:
+                return {message_component: error_text(one_line(e))}
+            except gr.Error:
+                raise
+            except Exception:  # noqa: BLE001 - the page gets a sentence, the log the traceback
+                log.exception("handler %s failed", fn.__name__)
+                return {message_component: error_text(GENERIC_ERROR)}
+        return inner
+    return wrap
+
+
+# ---- files the browser may fetch -------------------------------------------------------------
+# The data root is never in allowed_paths: a file leaves it only as a component value, after the
+# handler checked ownership. Gradio copies values from the temp dir into its cache.
+
+def serve_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / "atelier-serve"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def served(path: str | os.PathLike | None, name: str | None = None) -> str | None:
+    """A copy (hard link where possible) of ``path`` in the temp dir, for a component value."""
+    if not path:
+        return None
+    src = Path(path)
+    if not src.is_file():
+        return None
+    dest = serve_dir() / uuid.uuid4().hex[:12] / (name or src.name)
+    dest.parent.mkdir(parents=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+    return str(dest)
+
+
+def scratch_dir() -> Path:
+    """A fresh folder in the temp dir for files a handler writes (videos, exports)."""
+    return Path(tempfile.mkdtemp(prefix="out-", dir=serve_dir()))
+
+
+# ---- numbers a user reads --------------------------------------------------------------------
+
+def duration(seconds) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = int(round(float(seconds)))
+    if seconds < 90:
+        return f"{seconds} s"
+    h, m = divmod((seconds + 30) // 60, 60)
+    return f"{h} h {m} min" if h else f"{m} min"
+
+
+def when(ts) -> str:
+    if not ts:
+        return ""
+    if isinstance(ts, str):
+        return ts.replace("T", " ")[:16]
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(float(ts)))
+
+
+def go_to(tab_id: str) -> gr.Tabs:
+    return gr.Tabs(selected=tab_id)
+
+
+def empty_state(text: str, button_label: str, visible: bool = False) -> tuple[gr.Group, gr.Markdown, gr.Button]:
+    """A short 'what to do next' line with a button that goes there (wired by the caller)."""
+    with gr.Group(visible=visible, elem_classes=["atelier-empty"]) as group:
+        md = gr.Markdown(text)
+        btn = gr.Button(button_label, variant="primary", size="md")
+    return group, md, btn

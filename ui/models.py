@@ -1,0 +1,173 @@
+"""My Models tab: cards, and an overview of one (grid, provenance, rename, public/private,
+download, delete with confirmation, open in the Playground)."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import gradio as gr
+
+from core import models as models_core
+
+from .playground import model_choices
+from .common import EXPERIMENTS, PLAYGROUND, Nav, go_to, ok_text, safe, scratch_dir, served, user_of, when
+
+ERRORS = (models_core.ModelError,)
+
+
+@dataclass
+class ModelsUI:
+    tab: gr.Tab
+    empty: gr.Group
+    empty_btn: gr.Button
+    cards: gr.Gallery
+    chosen: gr.Dropdown
+    overview: gr.Column
+    grid: gr.Image
+    provenance: gr.Markdown
+    new_name: gr.Textbox
+    rename_btn: gr.Button
+    public: gr.Checkbox
+    download: gr.DownloadButton
+    to_playground: gr.Button
+    delete_btn: gr.Button
+    confirm: gr.Group
+    confirm_md: gr.Markdown
+    confirm_yes: gr.Button
+    confirm_no: gr.Button
+    message: gr.Markdown
+
+
+def build_models() -> ModelsUI:
+    with gr.Tab("4 · My Models", id="models") as tab:
+        with gr.Group(visible=False, elem_classes=["atelier-empty"]) as empty:
+            gr.Markdown("**No models yet.** Open an experiment, pick a snapshot you like and press "
+                        "“Save this snapshot to My Models”.")
+            empty_btn = gr.Button("Go to Experiments", variant="primary")
+        cards = gr.Gallery(label="Your models and public ones (click a card)", columns=4, height=280,
+                           object_fit="contain", allow_preview=False)
+        chosen = gr.Dropdown(label="Model", choices=[], elem_id="atelier-model-pick")
+        with gr.Column(visible=False) as overview:
+            with gr.Row(equal_height=False):
+                grid = gr.Image(label="Samples", height=420, interactive=False, scale=3)
+                with gr.Column(scale=2):
+                    provenance = gr.Markdown()
+                    with gr.Row():
+                        new_name = gr.Textbox(label="Rename", max_length=80, scale=3, elem_id="atelier-rename")
+                        rename_btn = gr.Button("Rename", scale=1)
+                    public = gr.Checkbox(label="Public: every signed-in user can use it (only you can change it)")
+                    download = gr.DownloadButton("Download the model (.safetensors)")
+                    to_playground = gr.Button("Open in Playground →", variant="primary")
+                    delete_btn = gr.Button("Delete…", variant="stop")
+                    with gr.Group(visible=False) as confirm:
+                        confirm_md = gr.Markdown()
+                        with gr.Row():
+                            confirm_yes = gr.Button("Yes, delete it", variant="stop")
+                            confirm_no = gr.Button("Cancel")
+                    message = gr.Markdown(elem_classes=["atelier-msg"])
+    return ModelsUI(**{k: v for k, v in locals().items() if k in ModelsUI.__dataclass_fields__})
+
+
+# ---- views -------------------------------------------------------------------------------------
+
+def caption(m: dict) -> str:
+    who = "" if m["mine"] else f" · by {m['owner']}"
+    return (f"{m['name']} · {m.get('resolution') or '?'} px · {m.get('dataset') or '?'} · "
+            f"{(m.get('step') or 0):,} steps · {'public' if m.get('public') else 'private'}{who}")
+
+
+def provenance_view(m: dict) -> str:
+    rows = [("Resolution", f"{m.get('resolution') or '?'} px"), ("Base model", m.get("base_model")),
+            ("Dataset", m.get("dataset")), ("Trained", f"{(m.get('step') or 0):,} steps"),
+            ("Experiment", m.get("experiment")), ("Saved", when(m.get("created"))),
+            ("Owner", m["owner"]), ("Size", f"{(m.get('bytes') or 0) / 1e6:,.1f} MB")]
+    lines = "\n".join(f"| {k} | {html.escape(str(v)) if v else '—'} |" for k, v in rows)
+    return f"### {html.escape(m['name'])}\n\n| | |\n|---|---|\n{lines}"
+
+
+def list_view(ui: ModelsUI, items: list[dict], chosen: str | None) -> dict:
+    ids = [m["id"] for m in items]
+    value = chosen if chosen in ids else (ids[0] if ids else None)
+    return {ui.empty: gr.Group(visible=not items), ui.cards: [(served(m["grid_path"]), caption(m)) for m in items],
+            ui.chosen: gr.Dropdown(choices=[(caption(m), m["id"]) for m in items], value=value),
+            ui.overview: gr.Column(visible=bool(items))}
+
+
+def overview_view(ui: ModelsUI, m: dict) -> dict:
+    mine = m["mine"]
+    return {ui.overview: gr.Column(visible=True), ui.grid: served(m["grid_path"]),
+            ui.provenance: provenance_view(m), ui.new_name: gr.Textbox(value=m["name"], interactive=mine),
+            ui.rename_btn: gr.Button(interactive=mine), ui.public: gr.Checkbox(value=bool(m.get("public")),
+                                                                             interactive=mine),
+            ui.delete_btn: gr.Button(interactive=mine), ui.confirm: gr.Group(visible=False), ui.message: ""}
+
+
+# ---- wiring ------------------------------------------------------------------------------------
+
+def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
+    list_outs = [ui.empty, ui.cards, ui.chosen, ui.overview, ui.message]
+    view_outs = [ui.overview, ui.grid, ui.provenance, ui.new_name, ui.rename_btn, ui.public, ui.delete_btn,
+                 ui.confirm, ui.message]
+
+    @safe(ui.message, ERRORS)
+    def list_models(chosen, request: gr.Request):
+        return list_view(ui, models_core.list_models(user_of(request)), chosen)
+
+    @safe(ui.message, ERRORS)
+    def show_model(model_id, request: gr.Request):
+        if not model_id:
+            return {ui.overview: gr.Column(visible=False)}
+        return overview_view(ui, models_core.get_model(model_id, user_of(request)))
+
+    def pick_card(evt: gr.SelectData, request: gr.Request):
+        items = models_core.list_models(user_of(request))
+        return gr.Dropdown(value=items[evt.index]["id"]) if 0 <= evt.index < len(items) else gr.Dropdown()
+
+    @safe(ui.message, ERRORS)
+    def rename_model(model_id, name, request: gr.Request):
+        m = models_core.rename_model(model_id or "", user_of(request), name)
+        return {**list_view(ui, models_core.list_models(user_of(request)), m["id"]),
+                ui.provenance: provenance_view(m), ui.message: ok_text(f"Renamed to “{m['name']}”.")}
+
+    @safe(ui.message, ERRORS)
+    def set_public(model_id, public, request: gr.Request):
+        m = models_core.set_public(model_id or "", user_of(request), bool(public))
+        return {ui.message: ok_text("Public: every signed-in user can now use it." if m["public"]
+                                    else "Private: only you can see it.")}
+
+    @safe(ui.message, ERRORS)
+    def download_model(model_id, request: gr.Request):
+        return {ui.download: gr.DownloadButton(value=str(models_core.export_model(model_id, user_of(request),
+                                                                                  scratch_dir())))}
+
+    @safe(ui.message, ERRORS)
+    def ask_delete(model_id, request: gr.Request):
+        m = models_core.get_model(model_id or "", user_of(request))
+        text = (f"**Delete “{html.escape(m['name'])}”?** Its file will be gone; the experiment stays, "
+                "so you can save the snapshot again.")
+        return {ui.confirm: gr.Group(visible=True), ui.confirm_md: text}
+
+    @safe(ui.message, ERRORS)
+    def delete_model(model_id, request: gr.Request):
+        models_core.delete_model(model_id or "", user_of(request))
+        return {**list_view(ui, models_core.list_models(user_of(request)), None), ui.confirm: gr.Group(visible=False),
+                ui.message: ok_text("Deleted.")}
+
+    @safe(ui.message, ERRORS)
+    def open_in_playground(model_id, request: gr.Request):
+        choices = model_choices(user_of(request))
+        return {nav.tabs: go_to(PLAYGROUND), playground.model: gr.Dropdown(choices=choices, value=f"model:{model_id}")}
+
+    quiet = dict(show_progress="hidden")
+    gr.on([ui.tab.select, nav.demo.load], list_models, ui.chosen, list_outs, api_name="list_models", **quiet)
+    ui.chosen.change(show_model, ui.chosen, view_outs, api_name="show_model", **quiet)
+    ui.chosen.change(download_model, ui.chosen, [ui.download, ui.message], api_name="download_model", **quiet)
+    ui.cards.select(pick_card, None, ui.chosen, api_name=False)
+    ui.empty_btn.click(lambda: go_to(EXPERIMENTS), None, nav.tabs, api_name=False)
+    ui.rename_btn.click(rename_model, [ui.chosen, ui.new_name], [*list_outs, ui.provenance], api_name="rename_model")
+    ui.new_name.submit(rename_model, [ui.chosen, ui.new_name], [*list_outs, ui.provenance], api_name=False)
+    ui.public.input(set_public, [ui.chosen, ui.public], ui.message, api_name="set_model_public")
+    ui.delete_btn.click(ask_delete, ui.chosen, [ui.confirm, ui.confirm_md, ui.message], api_name="ask_delete_model")
+    ui.confirm_yes.click(delete_model, ui.chosen, [*list_outs, ui.confirm], api_name="delete_model")
+    ui.confirm_no.click(lambda: gr.Group(visible=False), None, ui.confirm, api_name=False)
+    ui.to_playground.click(open_in_playground, ui.chosen, [nav.tabs, playground.model, ui.message], api_name=False)

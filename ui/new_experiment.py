@@ -1,0 +1,220 @@
+"""New experiment tab: title, dataset, pre-trained model cards, crop, steps with a live ETA,
+advanced options folded away; Start opens the Experiments tab on the new experiment."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+from PIL import Image, ImageDraw
+
+from core import checkpoints as ck_core
+from core import datasets as ds_core
+from core import jobs as jobs_core
+
+from .experiments import list_outputs
+from .common import DATASETS, EXPERIMENTS, Nav, go_to, ok_text, safe, served, user_of
+
+MAX_STEPS = 25_000
+USABLE = ("bundled", "downloaded", "imported")
+
+
+@dataclass
+class NewExperimentUI:
+    tab: gr.Tab
+    empty: gr.Group
+    empty_btn: gr.Button
+    form: gr.Column
+    title: gr.Textbox
+    dataset: gr.Dropdown
+    mosaic: gr.Image
+    cards: gr.Gallery
+    checkpoint: gr.Dropdown
+    checkpoint_md: gr.Markdown
+    download_btn: gr.Button
+    crop: gr.Radio
+    steps_slider: gr.Slider
+    steps: gr.Number
+    eta: gr.Markdown
+    batch: gr.Number
+    snapshot_every: gr.Number
+    aug: gr.Radio
+    mirror: gr.Checkbox
+    freeze_d: gr.Number
+    lr: gr.Number
+    time_cap: gr.Number
+    start: gr.Button
+    message: gr.Markdown
+
+
+def build_new_experiment() -> NewExperimentUI:
+    with gr.Tab("2 · New experiment", id="new") as tab:
+        with gr.Group(visible=False, elem_classes=["atelier-empty"]) as empty:
+            gr.Markdown("**An experiment needs a dataset first.** Import a folder of images, or use the sample dataset.")
+            empty_btn = gr.Button("Go to Datasets", variant="primary")
+        with gr.Column() as form:
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3):
+                    title = gr.Textbox(label="Title", placeholder="e.g. Ink drawings, first try", max_length=200)
+                    dataset = gr.Dropdown(label="Dataset", choices=[])
+                with gr.Column(scale=1, min_width=180):
+                    mosaic = gr.Image(label="Dataset sample", height=170, interactive=False, show_label=True)
+            cards = gr.Gallery(label="Pre-trained model: click a card (resolution · what it shows · state)",
+                               columns=5, height=300, object_fit="contain", allow_preview=False)
+            with gr.Row(equal_height=False):
+                checkpoint = gr.Dropdown(label="Pre-trained model", choices=[], scale=2)
+                with gr.Column(scale=3):
+                    checkpoint_md = gr.Markdown()
+                    download_btn = gr.Button("Download", visible=False, size="sm")
+            crop = gr.Radio([("Center", "center"), ("Random", "random"), ("No crop (stretch)", "none")],
+                            value="center", label="Crop")
+            with gr.Row():
+                steps_slider = gr.Slider(100, MAX_STEPS, value=3000, step=100, label="Training steps", scale=3)
+                steps = gr.Number(value=3000, minimum=1, maximum=MAX_STEPS, precision=0, label="Steps (exact)",
+                                  scale=1)
+            eta = gr.Markdown("ETA: choose a dataset and a model.")
+            with gr.Accordion("Advanced options (defaults suit small datasets)", open=False):
+                with gr.Row():
+                    batch = gr.Number(value=0, precision=0, minimum=0, label="Batch (0 = automatic)")
+                    snapshot_every = gr.Number(value=250, precision=0, minimum=1, label="Snapshot every N steps")
+                    lr = gr.Number(value=0, minimum=0, label="Learning rate (0 = automatic)")
+                with gr.Row():
+                    aug = gr.Radio([("ADA", "ada"), ("DiffAugment", "diffaugment"), ("Off", "none")], value="ada",
+                                   label="Augmentation")
+                    mirror = gr.Checkbox(value=True, label="Mirror images (x-flips)")
+                    freeze_d = gr.Number(value=0, precision=0, minimum=0, label="Freeze-D: frozen D layers")
+                    time_cap = gr.Number(value=0, minimum=0, label="Time cap in minutes (0 = none)")
+            start = gr.Button("Start training", variant="primary", size="lg")
+            message = gr.Markdown(elem_classes=["atelier-msg"])
+    return NewExperimentUI(**{k: v for k, v in locals().items() if k in NewExperimentUI.__dataclass_fields__})
+
+
+# ---- views -------------------------------------------------------------------------------------
+
+def card_placeholder(entry: dict) -> Image.Image:
+    img = Image.new("RGB", (160, 160), (70, 74, 86))
+    d = ImageDraw.Draw(img)
+    d.text((10, 60), entry["title"][:24], fill=(255, 255, 255))
+    d.text((10, 80), f"{entry['resolution'] or '?'} px", fill=(220, 220, 220))
+    return img
+
+
+def state_text(entry: dict) -> str:
+    return {"not downloaded": f"download {entry['size_text']}", "missing": "file missing"}.get(entry["state"],
+                                                                                              entry["state"])
+
+
+def cards_view(entries: list[dict]) -> list:
+    return [(served(e["thumbnail"]) or card_placeholder(e),
+             f"{e['title']} · {e['resolution'] or '?'} px · {state_text(e)}") for e in entries]
+
+
+def ordered_checkpoints(user: str) -> list[dict]:
+    """Usable ones first (bundled default, imports, downloads), then the catalog to download."""
+    entries = ck_core.list_checkpoints(user)
+    return sorted(entries, key=lambda e: (e["state"] not in USABLE, e["kind"] != "bundled"))
+
+
+def checkpoint_text(e: dict) -> str:
+    if e["state"] == "missing":
+        return (f"**{e['title']}** is not available on this installation yet (its file is missing); "
+                "choose another model.")
+    note = f" {e['note']}." if e.get("note") else ""
+    return f"**{e['title']}** · {e['resolution'] or '?'} px · {state_text(e)}. {e['depicts']}{note}"
+
+
+def options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap) -> dict:
+    opts = {"batch": int(batch or 0), "snapshot_every": int(snapshot_every or 250), "aug": aug,
+            "mirror": bool(mirror), "freeze_d": int(freeze_d or 0), "time_budget_s": float(time_cap or 0) * 60}
+    if lr:
+        opts.update(lr_g=float(lr), lr_d=float(lr))
+    return opts
+
+
+def eta_text(est: dict) -> str:
+    if est.get("eta_seconds") is None:
+        return f"ETA: {est['text']} ({est['basis']})."
+    return f"**ETA: {est['text']}** · {est['basis']}."
+
+
+# ---- wiring ------------------------------------------------------------------------------------
+
+def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
+    errors = (jobs_core.JobsError, ck_core.CheckpointsError, ds_core.DatasetError)
+
+    @safe(ui.message, errors)
+    def load_form(dataset, checkpoint, request: gr.Request):
+        user = user_of(request)
+        items = ds_core.list_datasets(user)
+        entries = ordered_checkpoints(user)
+        choices = [(f"{e['title']} ({state_text(e)})", e["name"]) for e in entries]
+        chosen = checkpoint if checkpoint in {e["name"] for e in entries} else entries[0]["name"]
+        ds_value = dataset if dataset in {d["id"] for d in items} else (items[0]["id"] if items else None)
+        return {ui.empty: gr.Group(visible=not items), ui.form: gr.Column(visible=bool(items)),
+                ui.dataset: gr.Dropdown(choices=[(d["name"], d["id"]) for d in items], value=ds_value),
+                ui.cards: cards_view(entries), ui.checkpoint: gr.Dropdown(choices=choices, value=chosen)}
+
+    @safe(ui.message, errors)
+    def show_dataset(dataset, request: gr.Request):
+        d = ds_core.get_dataset(dataset, user_of(request)) if dataset else None
+        return {ui.mosaic: served(d["mosaic"]) if d else None}
+
+    @safe(ui.checkpoint_md, errors)
+    def describe_checkpoint(checkpoint, request: gr.Request):
+        e = next((e for e in ck_core.list_checkpoints(user_of(request)) if e["name"] == checkpoint), None)
+        if e is None:
+            return {ui.checkpoint_md: "", ui.download_btn: gr.Button(visible=False)}
+        return {ui.checkpoint_md: checkpoint_text(e), ui.download_btn: gr.Button(
+            f"Download {e['title']} ({e['size_text']})", visible=e["state"] == "not downloaded")}
+
+    def pick_card(evt: gr.SelectData, request: gr.Request):
+        entries = ordered_checkpoints(user_of(request))
+        return gr.Dropdown(value=entries[evt.index]["name"]) if 0 <= evt.index < len(entries) else gr.Dropdown()
+
+    @safe(ui.checkpoint_md, errors)
+    def download_checkpoint(checkpoint, request: gr.Request, progress=gr.Progress()):
+        ck_core.download_checkpoint(checkpoint, progress_fn=lambda done, total: progress(
+            (done, total) if total else None, desc="Downloading"))
+        return {ui.checkpoint_md: ok_text(f"Downloaded {checkpoint}."), ui.download_btn: gr.Button(visible=False)}
+
+    @safe(ui.eta, errors)
+    def estimate(checkpoint, steps, dataset, crop, batch, snapshot_every, request: gr.Request):
+        if not checkpoint or not steps:
+            return {ui.eta: "ETA: choose a model and a number of steps."}
+        est = jobs_core.estimate_experiment(user_of(request), checkpoint, int(steps), int(batch or 0) or None,
+                                            dataset=dataset or None, crop=crop,
+                                            snapshot_every=int(snapshot_every or 250))
+        return {ui.eta: eta_text(est)}
+
+    @safe(ui.message, errors)
+    def start_experiment(title, dataset, checkpoint, crop, steps, batch, snapshot_every, aug, mirror, freeze_d, lr,
+                         time_cap, request: gr.Request):
+        exp_id = jobs_core.submit_experiment(user_of(request), title=title, dataset=dataset or "",
+                                             checkpoint=checkpoint or "", steps=int(steps or 0), crop=crop,
+                                             options=options_of(batch, snapshot_every, aug, mirror, freeze_d, lr,
+                                                                time_cap))
+        listing = list_outputs(experiments, jobs_core.list_experiments(user_of(request)), exp_id)
+        return {**listing, ui.message: ok_text("Queued."), nav.tabs: go_to(EXPERIMENTS)}
+
+    form_outputs = [ui.empty, ui.form, ui.dataset, ui.cards, ui.checkpoint, ui.message]
+    ui.tab.select(load_form, [ui.dataset, ui.checkpoint], form_outputs, api_name="new_experiment_form",
+                  show_progress="hidden")
+    ui.empty_btn.click(lambda: go_to(DATASETS), None, nav.tabs, api_name=False)
+    ui.dataset.change(show_dataset, ui.dataset, [ui.mosaic, ui.message], api_name="dataset_mosaic",
+                      show_progress="hidden")
+    ui.checkpoint.change(describe_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
+                         api_name="describe_checkpoint", show_progress="hidden")
+    ui.cards.select(pick_card, None, ui.checkpoint, api_name=False)
+    ui.download_btn.click(download_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
+                          api_name="download_checkpoint", concurrency_id="download")
+    ui.steps_slider.release(lambda v: v, ui.steps_slider, ui.steps, api_name=False, show_progress="hidden")
+    ui.steps.input(lambda v: min(max(int(v or 0), 100), MAX_STEPS), ui.steps, ui.steps_slider, api_name=False,
+                   show_progress="hidden")
+    gr.on([ui.checkpoint.change, ui.steps.change, ui.dataset.change, ui.crop.change, ui.batch.blur,
+           ui.snapshot_every.blur], estimate,
+          [ui.checkpoint, ui.steps, ui.dataset, ui.crop, ui.batch, ui.snapshot_every], ui.eta,
+          api_name="estimate_experiment", trigger_mode="always_last", concurrency_id="eta", concurrency_limit=1,
+          show_progress="minimal")
+    ui.start.click(start_experiment, [ui.title, ui.dataset, ui.checkpoint, ui.crop, ui.steps, ui.batch,
+                                      ui.snapshot_every, ui.aug, ui.mirror, ui.freeze_d, ui.lr, ui.time_cap],
+                   [ui.message, nav.tabs, experiments.empty, experiments.table, experiments.chosen],
+                   api_name="start_experiment")
