@@ -39,10 +39,10 @@ def main() -> int:
     for steps in (int(s) for s in args.steps.split(",")):
         t0 = time.monotonic()
         est = jobs.estimate_experiment("bench", ckpt, steps, batch=args.batch, device="cpu", dataset=ds,
-                                       snapshot_every=args.snapshot_every)
+                                       snapshot_every=args.snapshot_every, allow_paths=True)
         took = time.monotonic() - t0
         exp_id = jobs.submit_experiment("bench", title=f"eta {steps}", dataset=ds, checkpoint=ckpt, steps=steps,
-                                        options=opts)
+                                        options=opts, allow_paths=True)
         rec = worker.run_once()
         actual = rec["finished"] - rec["started"]
         err = (est["eta_seconds"] - actual) / actual

@@ -28,7 +28,8 @@ def populated(home, tmp_path):
     ckpt = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
     model_id = models.save_model("local", weights_path=ckpt, name="Tiny")
     models.set_public(model_id, "local", True)
-    exp_id = jobs.submit_experiment("local", title="Run", dataset="Blobs", checkpoint=str(ckpt), steps=10)
+    exp_id = jobs.submit_experiment("local", title="Run", dataset="Blobs", checkpoint=str(ckpt), steps=10,
+                                    allow_paths=True)
     return {"dataset": report.dataset_id, "model": model_id, "experiment": exp_id, "ckpt": ckpt}
 
 
@@ -152,7 +153,8 @@ def test_experiment_whose_run_folder_vanished(populated, home):
     rec = jobs.get_experiment(exp, "local")
     assert rec["state"] == "failed" and "run folder is missing" in rec["error"]
     # a queued one that never got its folder just gets it (nothing was lost)
-    exp2 = jobs.submit_experiment("local", title="Two", dataset="Blobs", checkpoint=str(populated["ckpt"]), steps=10)
+    exp2 = jobs.submit_experiment("local", title="Two", dataset="Blobs", checkpoint=str(populated["ckpt"]), steps=10,
+                                    allow_paths=True)
     shutil.rmtree(home / "users" / "local" / "experiments" / exp2)
     assert any("made the missing run folder" in line for line in check_data_root(grace_s=0))
     assert check_data_root(grace_s=0) == []

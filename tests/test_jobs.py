@@ -21,7 +21,8 @@ def home(tmp_path, monkeypatch):
 
 def _submit(home, user="alice", steps=3, **kw):
     return jobs.submit_experiment(user, title=kw.pop("title", "t"), dataset=kw.pop("dataset", home["ds"]),
-                                  checkpoint=home["ckpt"], steps=steps, options=dict(TINY_OPTIONS), **kw)
+                                  checkpoint=home["ckpt"], steps=steps, options=dict(TINY_OPTIONS), allow_paths=True,
+                                  **kw)
 
 
 def test_submit_run_finish_with_exact_steps(home):

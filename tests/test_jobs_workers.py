@@ -19,7 +19,7 @@ def home(tmp_path, monkeypatch):
 
 def _submit(home, steps, title):
     return jobs.submit_experiment("alice", title=title, dataset=home["ds"], checkpoint=home["ckpt"], steps=steps,
-                                  options=dict(TINY_OPTIONS))
+                                  options=dict(TINY_OPTIONS), allow_paths=True)
 
 
 def _state(exp_id):

@@ -47,7 +47,8 @@ def cmd_submit(args) -> int:
     opts = _options_from_args(args)
     ds = _dataset_id(args.dataset, args.crop, user)
     exp_id = _call(submit_experiment, user, title=args.title or Path(str(args.dataset)).name, dataset=ds,
-                   checkpoint=args.checkpoint, steps=args.steps, crop=args.crop, options=opts)
+                   checkpoint=args.checkpoint, steps=args.steps, crop=args.crop, options=opts,
+                   allow_paths=True)
     print(json.dumps({"id": exp_id}) if args.json else exp_id)
     return 0
 
@@ -124,7 +125,7 @@ def cmd_estimate(args) -> int:
     t0 = time.monotonic()
     try:
         est = estimate_experiment(_user(args), args.checkpoint, args.steps, batch=args.batch or None,
-                                  device=args.device, snapshot_every=args.snapshot_every)
+                                  device=args.device, snapshot_every=args.snapshot_every, allow_paths=True)
     except (CheckpointsError, RuntimeError) as e:
         raise UserError(str(e).splitlines()[0]) from None
     if args.json:

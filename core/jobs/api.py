@@ -23,31 +23,50 @@ def max_jobs_per_user() -> int:
     return int(os.environ.get("ATELIER_MAX_JOBS_PER_USER", DEFAULT_MAX_JOBS_PER_USER))
 
 
+def _whole_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)) or \
+            (isinstance(steps, float) and not steps.is_integer()):
+        raise JobsError(f"Steps must be a whole number, not {str(steps)[:40]!r}.")
+    return int(steps)
+
+
 def _options(options: dict | None, steps: int) -> dict:
     from ..stylegan.train_config import ConfigError, TrainConfig
+    if options is not None and not isinstance(options, dict):
+        raise JobsError("Training options must be a mapping of option names to values.")
     try:
-        return TrainConfig.from_dict(dict(options or {}, steps=int(steps))).to_dict()
+        return TrainConfig.from_dict(dict(options or {}, steps=_whole_steps(steps))).to_dict()
     except (ConfigError, TypeError, ValueError) as e:
-        raise JobsError(f"Invalid training option {e}") from None
+        raise JobsError(f"Invalid training option {str(e)[:200]}") from None
 
 
 def submit_experiment(user: str, *, title: str, dataset: str, checkpoint: str, steps: int = 3000,
-                      crop: str = "center", options: dict | None = None, max_jobs: int | None = None) -> str:
-    """Queue a new experiment for ``user``; returns its opaque id. Raises LimitReached or JobsError."""
+                      crop: str = "center", options: dict | None = None, max_jobs: int | None = None,
+                      allow_paths: bool = False) -> str:
+    """Queue a new experiment for ``user``; returns its opaque id. Raises LimitReached or JobsError.
+
+    ``checkpoint`` is a catalog or imported name; a file path only with ``allow_paths=True`` (the CLI,
+    run by whoever owns the server): a client must never point the worker at a file of its choice."""
     from .. import datasets
     from ..checkpoints import CheckpointsError, resolve_checkpoint
+    if title is not None and not isinstance(title, str):
+        raise JobsError("A title must be text.")
     title = (title or "").strip() or "Untitled experiment"
     if len(title) > 200:
         raise JobsError("A title can have at most 200 characters.")
+    if not title.isprintable():
+        raise JobsError("A title cannot contain control characters.")
     if crop not in CROPS:
         raise JobsError(f"Unknown crop mode {crop!r}: choose one of {', '.join(CROPS)}.")
+    if not isinstance(checkpoint, str) or not isinstance(dataset, str):
+        raise JobsError("Choose a dataset and a pre-trained model by name.")
     opts = _options(options, steps)
     try:
         ds = datasets.get_dataset(dataset, user)
     except datasets.DatasetError as e:
         raise JobsError(str(e)) from None
     try:
-        resolve_checkpoint(checkpoint, user=user)
+        resolve_checkpoint(checkpoint, user=user, allow_paths=allow_paths)
     except CheckpointsError as e:
         raise JobsError(str(e)) from None
     limit = max_jobs_per_user() if max_jobs is None else max_jobs
@@ -79,7 +98,7 @@ def _public(rec: dict, positions: dict[str, int]) -> dict:
 def _owned(c, exp_id: str, user: str) -> dict:
     rec = store.get(c, str(exp_id)) if isinstance(exp_id, str) and exp_id.isalnum() else None
     if rec is None or rec["owner"] != user:
-        raise NotFound(f"No experiment {exp_id!r}.")
+        raise NotFound(f"No experiment {str(exp_id)[:40]!r}.")
     return rec
 
 
@@ -123,7 +142,7 @@ def continue_experiment(exp_id: str, user: str, steps: int | None = None, *, max
         rec = _owned(c, exp_id, user)
         if rec["state"] in ACTIVE:
             raise JobsError(f"The experiment is already {rec['state']}.")
-        total = int(steps if steps is not None else rec["steps"])
+        total = _whole_steps(steps if steps is not None else rec["steps"])
         if total <= rec["step"]:
             raise JobsError(f"It has done {rec['step']:,} steps already: ask for more than that.")
         opts = _options(rec["options"], total)

@@ -131,10 +131,10 @@ def record_observed(resolution: int, g_kwargs: dict, run_dir, device: str, sec_p
 _kwargs_cache: dict[tuple, tuple[int, dict, float]] = {}
 
 
-def _checkpoint_shape(checkpoint: str, user: str | None) -> tuple[int, dict, float]:
+def _checkpoint_shape(checkpoint: str, user: str | None, allow_paths: bool = False) -> tuple[int, dict, float]:
     """(resolution, generator kwargs, file MB) from the catalog entry or the file itself."""
     from ..checkpoints import _CATALOG, resolve_checkpoint
-    path = resolve_checkpoint(checkpoint, user=user)
+    path = resolve_checkpoint(checkpoint, user=user, allow_paths=allow_paths)
     mb = path.stat().st_size / 1e6
     entry = _CATALOG.get(str(checkpoint))
     if entry is not None and entry.arch:
@@ -171,14 +171,15 @@ def _duration(seconds: float) -> str:
 def estimate_experiment(user: str | None = None, checkpoint: str = "default", steps: int = 3000,
                         batch: int | None = None, device: str | None = None, *, dataset: str | None = None,
                         crop: str = "center", snapshot_every: int = 250, grid_seeds: int = 16,
-                        measure_missing: bool = True) -> dict:
+                        measure_missing: bool = True, allow_paths: bool = False) -> dict:
     """{eta_seconds, sec_per_step, measured, measured_now, basis, text, prep_seconds, ...} before starting.
 
     ``measured`` is False (and eta_seconds None) only when no figure exists and
-    ``measure_missing`` is off; ``measured_now`` says a measurement ran for this call."""
+    ``measure_missing`` is off; ``measured_now`` says a measurement ran for this call. ``checkpoint`` is a
+    name; a file path only with ``allow_paths`` (the CLI), as in ``submit_experiment``."""
     from ..storage import DEFAULT_USER
     user = user or DEFAULT_USER
-    resolution, arch, mb = _checkpoint_shape(checkpoint, user)
+    resolution, arch, mb = _checkpoint_shape(checkpoint, user, allow_paths)
     figures, batch, dev, label, fresh = lookup(resolution, arch, batch, device, measure_missing=measure_missing)
     where = "CUDA" if label.startswith("cuda") else "CPU"
     if figures is None:
