@@ -3,11 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 
 MAX_STEPS = 25_000
+MAX_GRID_SEEDS = 64
 AUG_MODES = ("ada", "diffaugment", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 class ConfigError(ValueError):
@@ -58,6 +65,7 @@ class TrainConfig:
         def need(ok: bool, name: str, msg: str):
             if not ok:
                 raise ConfigError(f"{name}: {msg}")
+        self._check_types()
         need(1 <= self.steps <= MAX_STEPS, "steps", f"must be between 1 and {MAX_STEPS:,}, got {self.steps}")
         need(self.batch >= 0 and self.batch <= 256, "batch", "must be between 1 and 256 (0 = auto)")
         need(self.batch_gpu >= 0 and (self.batch == 0 or self.batch_gpu <= self.batch), "batch_gpu",
@@ -75,7 +83,42 @@ class TrainConfig:
         need(self.time_budget_s >= 0, "time_budget_s", "must be >= 0")
         need(len(self.grid_seeds) >= 1, "grid_seeds", "needs at least one seed")
         need(all(m in ("swd",) for m in self.metrics), "metrics", "known metrics: swd")
+        # Values a client can send through the jobs API: bounded so a job cannot crash or stall the worker.
+        need(0 <= self.seed < 2 ** 32, "seed", f"must be between 0 and {2 ** 32 - 1}")
+        need(len(self.grid_seeds) <= MAX_GRID_SEEDS, "grid_seeds", f"at most {MAX_GRID_SEEDS} seeds")
+        need(all(_is_int(s) and 0 <= s < 2 ** 32 for s in self.grid_seeds), "grid_seeds",
+             f"seeds are whole numbers from 0 to {2 ** 32 - 1}")
+        need(self.ada_interval >= 1, "ada_interval", "must be >= 1")
+        need(1 <= self.metric_images <= 50_000, "metric_images", "must be between 1 and 50,000")
+        need(self.pl_weight >= 0 and self.ema_rampup >= 0, "pl_weight", "weights must be >= 0")
+        need(self.r1_gamma <= 1e6 and self.ema_kimg <= 1e6 and self.ada_kimg <= 1e6, "r1_gamma",
+             "r1_gamma, ema_kimg and ada_kimg must be at most 1,000,000")
+        need(len(self.device) <= 16 and self.device.replace(":", "").isalnum(), "device", "auto, cpu, cuda or cuda:N")
+        need(len(self.diffaugment_policy) <= 100, "diffaugment_policy", "too long")
+        need(len(self.scratch_arch) <= 16 and all(isinstance(k, str) and (_is_int(v) or isinstance(v, float))
+                                                  for k, v in self.scratch_arch.items()), "scratch_arch",
+             "must map architecture names to numbers")
+        need(all(0 < v <= 1 << 20 for v in self.scratch_arch.values() if _is_int(v)), "scratch_arch",
+             "numbers must be between 1 and 1,048,576")
         return self
+
+    def _check_types(self) -> None:
+        """Each field has its declared type (ints may stand for floats) and every float is finite."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+            if kind == "int" and not _is_int(v):
+                raise ConfigError(f"{f.name}: must be a whole number, not {str(v)[:40]!r}")
+            if kind == "float" and not ((_is_int(v) or isinstance(v, float)) and math.isfinite(v)):
+                raise ConfigError(f"{f.name}: must be a finite number, not {str(v)[:40]!r}")
+            if kind == "bool" and not isinstance(v, bool):
+                raise ConfigError(f"{f.name}: must be true or false, not {str(v)[:40]!r}")
+            if kind == "str" and not isinstance(v, str):
+                raise ConfigError(f"{f.name}: must be text")
+            if kind == "tuple" and not isinstance(v, tuple):
+                raise ConfigError(f"{f.name}: must be a list")
+            if kind == "dict" and not isinstance(v, dict):
+                raise ConfigError(f"{f.name}: must be a mapping")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes).validate()
