@@ -240,7 +240,7 @@ def thumbnail_for(entry: CatalogEntry | str, user: str | None = None) -> Path | 
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
         raise CheckpointsError(
-            f"Invalid checkpoint name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+            f"Invalid checkpoint name {str(name)[:40]!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     return name
 
 

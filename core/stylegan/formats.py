@@ -71,9 +71,12 @@ def _torch_load(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         if "Unsupported global" in str(e) or "weights_only" in str(e):
-            raise CheckpointError(f"refused: {path.name} holds objects other than tensors ({msg})") from None
+            # torch's message is a paragraph of advice; keep only the global it refused
+            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+            why = f"it asks for {found.group(1)}" if found else "refused by the weights-only loader"
+            raise CheckpointError(f"refused: {path.name} holds objects other than tensors ({why})") from None
         raise CheckpointError(f"{path.name} could not be read as a torch file ({msg})") from None
 
 
