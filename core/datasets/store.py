@@ -59,7 +59,7 @@ def resolve(name_or_id: str, user: str = DEFAULT_USER) -> tuple[str, Path]:
     if ds_id is None and isinstance(name_or_id, str) and ID_RE.match(name_or_id) and name_or_id in idx.values():
         ds_id = name_or_id
     if ds_id is None:
-        raise DatasetNotFound(f"No dataset named {name_or_id!r}.")
+        raise DatasetNotFound(f"No dataset named {str(name_or_id)[:60]!r}.")
     return ds_id, root(user) / ds_id
 
 
