@@ -142,7 +142,8 @@ def _check_datasets(user: str, folder: Path, q: _Quarantine, grace_s: float) -> 
             if not p.is_dir() or not store.ID_RE.fullmatch(p.name):
                 continue
             meta = _read(p / "meta.json")
-            if not isinstance(meta, dict) or meta.get("id") not in (None, p.name) or not isinstance(meta.get("name"), str):
+            if not isinstance(meta, dict) or meta.get("id") not in (None, p.name) \
+                    or not isinstance(meta.get("name"), str):
                 q.move(p, "dataset without readable meta.json")
                 continue
             for pack in sorted((p / "packs").glob("*")) if (p / "packs").is_dir() else []:

@@ -146,7 +146,8 @@ def test_pickle_with_code_not_loaded(world, which):
 @pytest.mark.parametrize("which", ["evil", "evil_pt"])
 def test_pickle_with_code_not_imported(world, which):
     from core.checkpoints import CheckpointsError, import_checkpoint
-    _refused(world, lambda: import_checkpoint(world[which], thumbnail=False), CheckpointsError, match="nothing was kept")
+    _refused(world, lambda: import_checkpoint(world[which], thumbnail=False), CheckpointsError,
+             match="nothing was kept")
 
 
 def test_pickle_or_foreign_file_not_saved_as_model(world):
