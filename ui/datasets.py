@@ -95,7 +95,7 @@ def build_datasets() -> DatasetsUI:
         gr.Markdown("### Your datasets")
         listing = gr.Gallery(label="Datasets (click one to select it)", columns=4, height=260, object_fit="contain")
         with gr.Row():
-            chosen = gr.Dropdown(label="Selected dataset", choices=[], scale=3)
+            chosen = gr.Dropdown(label="Selected dataset", choices=[], allow_custom_value=True, scale=3)
             delete_btn = gr.Button("Delete…", variant="stop", scale=1)
         with gr.Group(visible=False) as confirm:
             confirm_md = gr.Markdown()

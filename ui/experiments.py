@@ -3,6 +3,7 @@ step slider, save / export / save-to-models, loss and ADA plots, log, stop / con
 from __future__ import annotations
 
 import html
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ class ExperimentsUI:
     empty: gr.Group
     empty_btn: gr.Button
     table: gr.HTML
-    chosen: gr.Radio
+    chosen: gr.Dropdown
     view: gr.Column
     header: gr.HTML
     grid: gr.Image
@@ -62,7 +63,7 @@ def build_experiments() -> ExperimentsUI:
             gr.Markdown("**No experiments yet.** Pick a dataset and a pre-trained model, then start training.")
             empty_btn = gr.Button("New experiment", variant="primary")
         table = gr.HTML(elem_classes=["atelier-exps"])
-        chosen = gr.Radio(label="Open experiment", choices=[], elem_id="atelier-exp-pick")
+        chosen = gr.Dropdown(label="Open experiment", choices=[], allow_custom_value=True, elem_id="atelier-exp-pick")
         seen = gr.State({})
         with gr.Column(visible=False) as view:
             header = gr.HTML()
@@ -70,7 +71,7 @@ def build_experiments() -> ExperimentsUI:
                 with gr.Column(scale=3):
                     grid = gr.Image(label="Fixed-seed samples", height=520, interactive=False, format="png",
                                     elem_id="atelier-grid")
-                    snapshot = gr.Slider(0, 1, value=0, step=1, label="Snapshot (drag to scrub through training)",
+                    snapshot = gr.Slider(0, 25_000, value=0, step=1, label="Step (drag to scrub through the snapshots)",
                                          elem_id="atelier-snapshot")
                     snapshot_md = gr.Markdown()
                 with gr.Column(scale=2):
@@ -144,23 +145,32 @@ def snapshot_text(snap: dict | None, total: int) -> str:
     return f"Step **{snap['step']:,}** · saved {saved} · {total} snapshot{'s' if total != 1 else ''} in all"
 
 
-def snapshot_outputs(ui: ExperimentsUI, e: dict, snaps: list[dict], index: int) -> dict:
-    snap = snaps[min(max(index, 0), len(snaps) - 1)] if snaps else None
+def nearest(snaps: list[dict], step: int) -> dict | None:
+    return min(snaps, key=lambda s: (abs(s["step"] - step), -s["step"])) if snaps else None
+
+
+def slider_step(snaps: list[dict]) -> int:
+    return math.gcd(*[s["step"] for s in snaps]) or 1 if snaps else 1
+
+
+def snapshot_outputs(ui: ExperimentsUI, e: dict, snaps: list[dict], step: int) -> dict:
+    snap = nearest(snaps, step)
     name = f"{e['title'][:40]}-step{snap['step']}.png" if snap else None
     return {ui.grid: served(snap["image_path"]) if snap else None, ui.snapshot_md: snapshot_text(snap, len(snaps)),
             ui.save_sample: gr.DownloadButton(value=served(snap["image_path"], name) if snap else None)}
 
 
-def experiment_view(ui: ExperimentsUI, exp_id: str, user: str, index: int | None, seen: dict) -> dict:
-    """Everything the view shows; ``index`` None follows the newest snapshot. Unchanged parts skipped."""
+def experiment_view(ui: ExperimentsUI, exp_id: str, user: str, step: int | None, seen: dict) -> dict:
+    """Everything the view shows; ``step`` None (or the newest) follows the newest snapshot.
+    Parts that did not change since ``seen`` are left out, so a timer never moves a held slider."""
     e = jobs_core.get_experiment(exp_id, user)
     snaps = jobs_core.experiment_snapshots(exp_id, user)
-    last = len(snaps) - 1
-    following = index is None or seen.get("id") != exp_id or index >= seen.get("snaps", 0) - 1
+    last = snaps[-1]["step"] if snaps else 0
+    following = step is None or seen.get("id") != exp_id or step >= seen.get("last", 0)
     out = {ui.view: gr.Column(visible=True), ui.header: header_view(e)}
-    if following or seen.get("snaps") != len(snaps):
-        out[ui.snapshot] = gr.Slider(maximum=max(last, 1), value=max(last, 0) if following else index,
-                                     interactive=last >= 1)
+    if seen.get("id") != exp_id or seen.get("snaps") != len(snaps):
+        out[ui.snapshot] = gr.Slider(minimum=0, maximum=max(last, 1), step=slider_step(snaps),
+                                     interactive=len(snaps) > 1, **({"value": last} if following else {}))
         if following:
             out.update(snapshot_outputs(ui, e, snaps, last))
     stats = jobs_core.experiment_stats(exp_id, user)
@@ -169,7 +179,7 @@ def experiment_view(ui: ExperimentsUI, exp_id: str, user: str, index: int | None
         out[ui.log] = "\n".join(jobs_core.experiment_log(exp_id, user, tail=40))
     if seen.get("id") != exp_id:
         out[ui.more_steps] = e["steps"] + 1000
-    out[ui.seen] = {"id": exp_id, "snaps": len(snaps), "stats": len(stats)}
+    out[ui.seen] = {"id": exp_id, "snaps": len(snaps), "stats": len(stats), "last": last}
     return out
 
 
@@ -177,7 +187,7 @@ def list_outputs(ui: ExperimentsUI, items: list[dict], chosen: str | None) -> di
     ids = [e["id"] for e in items]
     value = chosen if chosen in ids else (ids[0] if ids else None)
     return {ui.empty: gr.Group(visible=not items), ui.table: table_view(items) if items else "",
-            ui.chosen: gr.Radio(choices=[(f"{e['title']} · {badge(e)}", e["id"]) for e in items], value=value,
+            ui.chosen: gr.Dropdown(choices=[(f"{e['title']} · {badge(e)}", e["id"]) for e in items], value=value,
                                 visible=bool(items))}
 
 
@@ -200,17 +210,17 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
                 ui.video: gr.File(visible=False), ui.open_models: gr.Button(visible=False)}
 
     @safe(ui.message, ERRORS)
-    def refresh(exp_id, index, seen, request: gr.Request):
+    def refresh(exp_id, step, seen, request: gr.Request):
         user = user_of(request)
         out = list_outputs(ui, jobs_core.list_experiments(user), exp_id)
         out.pop(ui.chosen)  # never move the user's selection from a timer
-        return {**out, **(experiment_view(ui, exp_id, user, int(index), seen or {}) if exp_id else {})}
+        return {**out, **(experiment_view(ui, exp_id, user, int(step or 0), seen or {}) if exp_id else {})}
 
     @safe(ui.message, ERRORS)
-    def show_snapshot(exp_id, index, request: gr.Request):
+    def show_snapshot(exp_id, step, request: gr.Request):
         user = user_of(request)
         return snapshot_outputs(ui, jobs_core.get_experiment(exp_id, user),
-                                jobs_core.experiment_snapshots(exp_id, user), int(index))
+                                jobs_core.experiment_snapshots(exp_id, user), int(step))
 
     @safe(ui.message, ERRORS)
     def export_video(exp_id, request: gr.Request, progress=gr.Progress()):
@@ -220,9 +230,11 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
         return {ui.video: gr.File(value=str(dest), visible=True), ui.message: ok_text("The video is ready below.")}
 
     @safe(ui.message, ERRORS)
-    def save_to_models(exp_id, index, name, request: gr.Request):
+    def save_to_models(exp_id, step, name, request: gr.Request):
         user = user_of(request)
-        snap = jobs_core.experiment_snapshots(exp_id or "", user)[int(index)]
+        snap = nearest(jobs_core.experiment_snapshots(exp_id or "", user), int(step or 0))
+        if snap is None:
+            return {ui.message: "⚠️ There is no snapshot to save yet."}
         models_core.save_model(user, weights_path=snap["weights_path"], name=name,
                                source={"experiment": exp_id, "step": snap["step"]})
         return {ui.message: ok_text(f"Saved “{name}” (step {snap['step']:,}) to My Models."),

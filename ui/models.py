@@ -46,7 +46,7 @@ def build_models() -> ModelsUI:
             empty_btn = gr.Button("Go to Experiments", variant="primary")
         cards = gr.Gallery(label="Your models and public ones (click a card)", columns=4, height=280,
                            object_fit="contain", allow_preview=False)
-        chosen = gr.Dropdown(label="Model", choices=[], elem_id="atelier-model-pick")
+        chosen = gr.Dropdown(label="Model", choices=[], allow_custom_value=True, elem_id="atelier-model-pick")
         with gr.Column(visible=False) as overview:
             with gr.Row(equal_height=False):
                 grid = gr.Image(label="Samples", height=420, interactive=False, scale=3)

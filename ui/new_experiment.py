@@ -55,13 +55,13 @@ def build_new_experiment() -> NewExperimentUI:
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3):
                     title = gr.Textbox(label="Title", placeholder="e.g. Ink drawings, first try", max_length=200)
-                    dataset = gr.Dropdown(label="Dataset", choices=[])
+                    dataset = gr.Dropdown(label="Dataset", choices=[], allow_custom_value=True)
                 with gr.Column(scale=1, min_width=180):
                     mosaic = gr.Image(label="Dataset sample", height=170, interactive=False, show_label=True)
             cards = gr.Gallery(label="Pre-trained model: click a card (resolution · what it shows · state)",
                                columns=5, height=300, object_fit="contain", allow_preview=False)
             with gr.Row(equal_height=False):
-                checkpoint = gr.Dropdown(label="Pre-trained model", choices=[], scale=2)
+                checkpoint = gr.Dropdown(label="Pre-trained model", choices=[], allow_custom_value=True, scale=2)
                 with gr.Column(scale=3):
                     checkpoint_md = gr.Markdown()
                     download_btn = gr.Button("Download", visible=False, size="sm")

@@ -45,7 +45,7 @@ def build_playground() -> PlaygroundUI:
     with gr.Tab("5 · Playground", id="playground") as tab:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
-                model = gr.Dropdown(label="Model", choices=[], elem_id="atelier-pg-model")
+                model = gr.Dropdown(label="Model", choices=[], allow_custom_value=True, elem_id="atelier-pg-model")
                 empty_btn = gr.Button("Train your own: go to My Models", size="sm")
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3,

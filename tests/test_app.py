@@ -1,0 +1,140 @@
+"""The app through its named API endpoints (gradio_client), in-process, CPU, tiny model: fast.
+
+Covers: the app builds without torch, every UI action is a named endpoint, the journey
+(import → start → snapshots → video → save → rename → generate), errors as one sentence,
+and the user coming from the request, never from a field."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+gradio_client = pytest.importorskip("gradio_client")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_app_and_ui_do_not_import_torch():
+    code = "import app, ui, sys; app.build_app(); assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
+
+
+def test_share_says_why_without_network(capsys, monkeypatch):
+    import app
+    monkeypatch.setattr(app, "SHARE_HOST", ("127.0.0.1", 9))  # nothing listens: refused at once
+    assert app.share_possible(timeout=0.5) is False
+    assert "no public link" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    os.environ["ATELIER_HOME"] = str(home)
+    sys.path.insert(0, str(REPO))
+    from tests.tiny import write_blob_images, write_tiny_checkpoint
+
+    from core.checkpoints import import_checkpoint
+    from core.jobs import start_background_worker
+    import_checkpoint(write_tiny_checkpoint(home / "tiny.safetensors"), name="tiny", user="local", thumbnail=False)
+    images = write_blob_images(home / "blobs", n=12, size=64)
+    import app
+    demo = app.build_app()
+    port = free_port()
+    thread, stop = start_background_worker(device="cpu", poll=0.2)
+    args = app.parse_args(["--port", str(port)])
+    kwargs = app.launch_kwargs(args)
+    demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+    client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+    yield client, images
+    stop.set()
+    demo.close()
+
+
+def val(x):
+    """A component update comes back as a dict; its value is under 'value'."""
+    return x.get("value") if isinstance(x, dict) and x.get("__type__") == "update" else x
+
+
+def chosen_value(out) -> str:
+    """The value of the first dropdown update (with choices) in an endpoint's outputs."""
+    return next(x["value"] for x in out if isinstance(x, dict) and "choices" in x)
+
+
+def md(value) -> str:
+    value = val(value)
+    return value if isinstance(value, str) else str(value)
+
+
+def test_every_action_is_named(running):
+    client, _ = running
+    names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    for name in ("/list_datasets", "/import_dataset", "/use_sample_dataset", "/delete_dataset", "/start_experiment",
+                 "/estimate_experiment", "/list_experiments", "/show_snapshot", "/export_progress_video",
+                 "/save_to_my_models", "/stop_experiment", "/continue_experiment", "/delete_experiment",
+                 "/list_models", "/rename_model", "/set_model_public", "/delete_model", "/download_model",
+                 "/generate", "/seed_grid", "/interpolation_video", "/preview_crops"):
+        assert name in names, name
+    doc = (REPO / "docs" / "api.md").read_text()
+    assert all(n in doc for n in names), sorted(n for n in names if n not in doc)
+
+
+def test_journey_through_the_api(running):
+    from gradio_client import handle_file
+    client, images = running
+    files = [handle_file(str(p)) for p in sorted(images.iterdir())]
+    out = client.predict(files, [], "", "Blobs", "center", False, False, 0, api_name="/import_dataset")
+    assert "Imported 12 images" in md(out[-1])
+    ds_id = chosen_value(out)
+    # a bad name: one sentence, no traceback
+    out = client.predict(files, [], "", "Blobs", "center", False, False, 0, api_name="/import_dataset")
+    assert "already exists" in md(out[-1]) and "Traceback" not in md(out[-1])
+
+    t0 = time.monotonic()
+    est = client.predict("tiny", 4, ds_id, "center", 4, 2, api_name="/estimate_experiment")
+    assert "ETA" in md(est) and "s/step" in md(est), est
+    out = client.predict("Blobs try", ds_id, "tiny", "center", 4, 4, 2, "none", False, 0, 0, 0,
+                         api_name="/start_experiment")
+    exp_id = chosen_value(out)
+    assert exp_id and "Queued" in md(out[0])
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        listing = client.predict(exp_id, api_name="/list_experiments")
+        t1 = time.monotonic()
+        client.predict(api_name="/list_datasets")                      # answers while training runs
+        assert time.monotonic() - t1 < 3.0
+        if "· finished" in str(listing) or "· failed" in str(listing):
+            break
+        time.sleep(1)
+    assert "· finished" in str(listing), listing
+    assert time.monotonic() - t0 < 200
+
+    snap = client.predict(exp_id, 2, api_name="/show_snapshot")
+    assert snap[0] and "Step **2**" in md(snap[1])
+    video = client.predict(exp_id, api_name="/export_progress_video")
+    path = video[0]["value"] if isinstance(video[0], dict) else video[0]
+    import imageio
+    reader = imageio.get_reader(path)
+    assert reader.get_data(0).ndim == 3 and reader.count_frames() >= 2
+    reader.close()
+
+    out = client.predict(exp_id, 4, "Blobs v1", api_name="/save_to_my_models")
+    assert "Saved" in str(out), out
+    models = client.predict(None, api_name="/list_models")
+    model_id = chosen_value(models)
+    out = client.predict(model_id, "Blobs final", api_name="/rename_model")
+    assert "Renamed" in str(out), out
+    out = client.predict(f"model:{model_id}", 3, "", None, 0.7, "const", api_name="/generate")
+    assert out[0] and not md(out[1]).startswith("⚠️")
+    out = client.predict("model:nope", 3, "", None, 0.7, "const", api_name="/generate")
+    assert md(out[1]).startswith("⚠️") and "Traceback" not in md(out[1])
