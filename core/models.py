@@ -156,11 +156,9 @@ def _view(rec: dict, owner: str, user: str) -> dict:
 
 def _render_grid(weights_path: Path, dest: Path) -> None:
     import numpy as np
-    import torch
 
     from .stylegan import load_checkpoint
     from .stylegan.images import generate_images, make_grid
-    torch.set_grad_enabled(False)
     ckpt = load_checkpoint(weights_path, "cpu")
     imgs = [img for _, img in generate_images(ckpt.G_ema, GRID_SEEDS, noise_mode="const", batch=4)]
     with atomic_path(dest) as tmp:

@@ -8,6 +8,7 @@ still writes a final snapshot, so nothing but the current step is lost.
 """
 from __future__ import annotations
 
+import copy
 import errno
 import json
 import time
@@ -47,9 +48,9 @@ def _build_trainer(cfg: TrainConfig, run_dir: Path, checkpoint, log) -> Trainer:
         D, G_ema = _matching_discriminator(G), None
         log("training from scratch")
     else:
-        G = source.G if source.G is not None else source.G_ema
-        D = source.D
         G_ema = source.G_ema
+        G = source.G if source.G is not None else copy.deepcopy(G_ema)  # G_ema-only files
+        D = source.D
         if D is None:
             D = _matching_discriminator(G)
             log("the checkpoint has no discriminator: starting D from scratch")
@@ -103,6 +104,11 @@ def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=No
     run_dir.mkdir(parents=True, exist_ok=True)
     provenance = dict(provenance or {})
     trainer = _build_trainer(cfg, run_dir, checkpoint, log)
+    sample = dataset.get(0, np.random.default_rng(0))
+    want = (trainer.G.img_channels, trainer.resolution, trainer.resolution)
+    if tuple(sample.shape) != want:
+        raise TrainingError(f"the dataset gives images of shape {tuple(sample.shape)}, the model needs {want}: "
+                            f"pack the dataset at {trainer.resolution} px")
     atomic_write_json(run_dir / "config.json", dict(config=cfg.to_dict(), provenance=provenance, **trainer.lr_info()))
     if not run_files.list_snapshots(run_dir):
         run_files.append_stats(run_dir, _snapshot(trainer, cfg, run_dir, provenance, dataset))
