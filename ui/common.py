@@ -37,11 +37,11 @@ def user_of(request: gr.Request | None) -> str:
 
 
 def error_text(message: str) -> str:
-    return f"⚠️ {message}" if message else ""
+    return f"⚠ {message}" if message else ""
 
 
 def ok_text(message: str) -> str:
-    return f"✅ {message}" if message else ""
+    return f"✓ {message}" if message else ""
 
 
 def one_line(e: BaseException) -> str:

@@ -51,6 +51,7 @@ class DatasetsUI:
     report: gr.Markdown
     rejected: gr.Gallery
     next_btn: gr.Button
+    listing_box: gr.Column
     listing: gr.Gallery
     chosen: gr.Dropdown
     delete_btn: gr.Button
@@ -87,22 +88,23 @@ def build_datasets() -> DatasetsUI:
                 count_md = gr.Markdown(ADVICE)
                 import_btn = gr.Button("Import dataset", variant="primary")
                 message = gr.Markdown(elem_classes=["atelier-msg"])
-        previews = gr.Gallery(label="Crop preview: the same images as center · random · random (again) · no crop",
-                              columns=6, height=340, object_fit="contain", visible=False)
+        previews = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Crop preview: the same images as center · random · random (again) · no crop",
+                              columns=6, height=420, object_fit="contain", visible=False)
         report = gr.Markdown()
-        rejected = gr.Gallery(label="Rejected files (reason under each)", columns=6, height=220, visible=False)
+        rejected = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Rejected files (reason under each)", columns=6, height=220, visible=False)
         next_btn = gr.Button("Next: start an experiment with it →", visible=False, variant="primary")
-        gr.Markdown("### Your datasets")
-        listing = gr.Gallery(label="Datasets (click one to select it)", columns=4, height=260, object_fit="contain")
-        with gr.Row():
-            chosen = gr.Dropdown(label="Selected dataset", choices=[], allow_custom_value=True, scale=3)
-            delete_btn = gr.Button("Delete…", variant="stop", scale=1)
-        with gr.Group(visible=False) as confirm:
-            confirm_md = gr.Markdown()
+        with gr.Column(visible=False) as listing_box:
+            gr.Markdown("### Your datasets")
+            listing = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Datasets (click one to select it)", columns=5, height="auto", object_fit="contain")
             with gr.Row():
-                confirm_yes = gr.Button("Yes, delete it", variant="stop")
-                confirm_no = gr.Button("Cancel")
-        list_message = gr.Markdown(elem_classes=["atelier-msg"])
+                chosen = gr.Dropdown(label="Selected dataset", choices=[], allow_custom_value=True, scale=3)
+                delete_btn = gr.Button("Delete…", variant="stop", scale=1)
+            with gr.Group(visible=False) as confirm:
+                confirm_md = gr.Markdown()
+                with gr.Row():
+                    confirm_yes = gr.Button("Yes, delete it", variant="stop")
+                    confirm_no = gr.Button("Cancel")
+            list_message = gr.Markdown(elem_classes=["atelier-msg"])
     return DatasetsUI(**{k: v for k, v in locals().items() if k in DatasetsUI.__dataclass_fields__})
 
 
@@ -182,7 +184,7 @@ def refresh(ui: DatasetsUI, user: str, select: str | None = None) -> dict:
     gallery, choices = listing_view(items)
     value = select if select else (choices[0][1] if choices else None)
     return {ui.listing: gallery, ui.chosen: gr.Dropdown(choices=choices, value=value),
-            ui.welcome: gr.Group(visible=not items)}
+            ui.welcome: gr.Group(visible=not items), ui.listing_box: gr.Column(visible=bool(items))}
 
 
 def _sample_sources() -> list[str]:
@@ -193,7 +195,7 @@ def _sample_sources() -> list[str]:
 
 def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
     errors = (ds_core.DatasetError,)
-    list_outputs = [ui.listing, ui.chosen, ui.welcome, ui.list_message]
+    list_outputs = [ui.listing, ui.chosen, ui.welcome, ui.listing_box, ui.list_message]
 
     @safe(ui.list_message, errors)
     def list_datasets(request: gr.Request):

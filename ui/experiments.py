@@ -19,6 +19,7 @@ from .common import MODELS, NEW, Nav, duration, go_to, ok_text, safe, scratch_di
 
 REFRESH_S = 2.0
 LOSSES = ("loss_G", "loss_D", "r1")
+LOSS_COLOURS = {"loss_G": "#f97316", "loss_D": "#3b82f6", "r1": "#10b981"}  # fixed: the series exist before data
 ERRORS = (jobs_core.JobsError, models_core.ModelError, video_core.VideoError)
 
 
@@ -83,8 +84,10 @@ def build_experiments() -> ExperimentsUI:
                     open_models = gr.Button("Open My Models →", visible=False)
                     message = gr.Markdown(elem_classes=["atelier-msg"])
             with gr.Row():
-                loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Losses and R1", height=220)
-                ada_plot = gr.LinePlot(x="step", y="value", color="series", title="ADA p (augmentation strength)",
+                loss_plot = gr.LinePlot(plots_view([])[0], x="step", y="value", color="series", title="Losses and R1",
+                                       color_map=LOSS_COLOURS, height=220)
+                ada_plot = gr.LinePlot(plots_view([])[1], x="step", y="value", color="series", title="ADA p (augmentation strength)",
+                                       color_map={"ada_p": "#8b5cf6"},
                                        height=220)
             log = gr.Textbox(label="Log (newest last)", lines=6, max_lines=12, interactive=False, autoscroll=True)
             with gr.Row():
@@ -123,7 +126,7 @@ def table_view(items: list[dict]) -> str:
 
 
 def header_view(e: dict) -> str:
-    error = f"<p>⚠️ {html.escape(e['error'])}</p>" if e.get("error") else ""
+    error = f"<p>⚠ {html.escape(e['error'])}</p>" if e.get("error") else ""
     return (f"<h3>{html.escape(e['title'])} <span class='atelier-badge'>{html.escape(badge(e))}</span></h3>"
             f"<div class='atelier-bar'><span style='width:{e['progress'] * 100:.1f}%'></span></div>"
             f"<p>{e['step']:,} of {e['steps']:,} steps · from {html.escape(e['checkpoint'])} on "
@@ -134,7 +137,8 @@ def plots_view(stats: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     def long(keys):
         rows = [{"step": s["step"], "value": float(s[k]), "series": k} for s in stats for k in keys
                 if s.get(k) is not None]
-        return pd.DataFrame(rows, columns=["step", "value", "series"])
+        df = pd.DataFrame(rows, columns=["step", "value", "series"])
+        return df.astype({"step": "int64", "value": "float64", "series": "object"})
     return long(LOSSES), long(("ada_p",))
 
 
@@ -213,7 +217,7 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
     def refresh(exp_id, step, seen, request: gr.Request):
         user = user_of(request)
         out = list_outputs(ui, jobs_core.list_experiments(user), exp_id)
-        out.pop(ui.chosen)  # never move the user's selection from a timer
+        out[ui.chosen] = gr.Dropdown(choices=out[ui.chosen].choices)  # fresh badges; never move the selection
         return {**out, **(experiment_view(ui, exp_id, user, int(step or 0), seen or {}) if exp_id else {})}
 
     @safe(ui.message, ERRORS)
@@ -232,11 +236,13 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
     @safe(ui.message, ERRORS)
     def save_to_models(exp_id, step, name, request: gr.Request):
         user = user_of(request)
-        snap = nearest(jobs_core.experiment_snapshots(exp_id or "", user), int(step or 0))
+        e = jobs_core.get_experiment(exp_id or "", user)
+        snap = nearest(jobs_core.experiment_snapshots(e["id"], user), int(step or 0))
         if snap is None:
-            return {ui.message: "⚠️ There is no snapshot to save yet."}
-        models_core.save_model(user, weights_path=snap["weights_path"], name=name,
-                               source={"experiment": exp_id, "step": snap["step"]})
+            return {ui.message: "⚠ There is no snapshot to save yet."}
+        source = {"experiment": e["id"], "step": snap["step"], "dataset": e["dataset_name"],
+                  "base_model": e["checkpoint"], "steps": e["steps"]}
+        models_core.save_model(user, weights_path=snap["weights_path"], name=name, source=source)
         return {ui.message: ok_text(f"Saved “{name}” (step {snap['step']:,}) to My Models."),
                 ui.open_models: gr.Button(visible=True)}
 
@@ -267,7 +273,7 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
     gr.on([ui.tab.select, nav.demo.load], list_experiments, ui.chosen, list_outs, api_name="list_experiments", **quiet)
     ui.chosen.change(show_experiment, ui.chosen, [*view_outputs, ui.video, ui.open_models],
                      api_name="show_experiment", **quiet)
-    ui.timer.tick(refresh, [ui.chosen, ui.snapshot, ui.seen], [*list_outs[:2], *view_outputs], api_name=False,
+    ui.timer.tick(refresh, [ui.chosen, ui.snapshot, ui.seen], [*list_outs[:3], *view_outputs], api_name=False,
                   concurrency_id="refresh", concurrency_limit=2, **quiet)
     ui.snapshot.input(show_snapshot, [ui.chosen, ui.snapshot], [ui.grid, ui.snapshot_md, ui.save_sample, ui.message],
                       api_name="show_snapshot", trigger_mode="always_last", **quiet)

@@ -44,12 +44,12 @@ def build_models() -> ModelsUI:
             gr.Markdown("**No models yet.** Open an experiment, pick a snapshot you like and press "
                         "“Save this snapshot to My Models”.")
             empty_btn = gr.Button("Go to Experiments", variant="primary")
-        cards = gr.Gallery(label="Your models and public ones (click a card)", columns=4, height=280,
+        cards = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Your models and public ones (click a card)", columns=5, height="auto",
                            object_fit="contain", allow_preview=False)
         chosen = gr.Dropdown(label="Model", choices=[], allow_custom_value=True, elem_id="atelier-model-pick")
         with gr.Column(visible=False) as overview:
             with gr.Row(equal_height=False):
-                grid = gr.Image(label="Samples", height=420, interactive=False, scale=3)
+                grid = gr.Image(label="Samples", height=420, interactive=False, scale=3, elem_id="atelier-model-grid")
                 with gr.Column(scale=2):
                     provenance = gr.Markdown()
                     with gr.Row():
@@ -81,8 +81,8 @@ def provenance_view(m: dict) -> str:
             ("Dataset", m.get("dataset")), ("Trained", f"{(m.get('step') or 0):,} steps"),
             ("Experiment", m.get("experiment")), ("Saved", when(m.get("created"))),
             ("Owner", m["owner"]), ("Size", f"{(m.get('bytes') or 0) / 1e6:,.1f} MB")]
-    lines = "\n".join(f"| {k} | {html.escape(str(v)) if v else '—'} |" for k, v in rows)
-    return f"### {html.escape(m['name'])}\n\n| | |\n|---|---|\n{lines}"
+    lines = "\n".join(f"- **{k}:** {html.escape(str(v)) if v else '—'}" for k, v in rows)
+    return f"### {html.escape(m['name'])}\n\n{lines}"
 
 
 def list_view(ui: ModelsUI, items: list[dict], chosen: str | None) -> dict:

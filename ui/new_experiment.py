@@ -58,7 +58,7 @@ def build_new_experiment() -> NewExperimentUI:
                     dataset = gr.Dropdown(label="Dataset", choices=[], allow_custom_value=True)
                 with gr.Column(scale=1, min_width=180):
                     mosaic = gr.Image(label="Dataset sample", height=170, interactive=False, show_label=True)
-            cards = gr.Gallery(label="Pre-trained model: click a card (resolution · what it shows · state)",
+            cards = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Pre-trained model: click a card (resolution · what it shows · state)",
                                columns=5, height=300, object_fit="contain", allow_preview=False)
             with gr.Row(equal_height=False):
                 checkpoint = gr.Dropdown(label="Pre-trained model", choices=[], allow_custom_value=True, scale=2)

@@ -46,11 +46,11 @@ def build_playground() -> PlaygroundUI:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
                 model = gr.Dropdown(label="Model", choices=[], allow_custom_value=True, elem_id="atelier-pg-model")
-                empty_btn = gr.Button("Train your own: go to My Models", size="sm")
+                empty_btn = gr.Button("Your trained models are in My Models →", size="sm", variant="secondary")
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3,
                                      elem_id="atelier-seed")
-                    dice = gr.Button("🎲 Random", scale=1, min_width=90)
+                    dice = gr.Button("⚄ Random seed", scale=1, min_width=90)
                 with gr.Accordion("Or use a vector (paste numbers or upload .npy: z or w)", open=False):
                     vector_text = gr.Textbox(label="Vector", lines=3, placeholder="0.12, -1.3, 0.8, …")
                     vector_file = gr.File(label=".npy file", file_types=[".npy"], height=90)
@@ -65,7 +65,7 @@ def build_playground() -> PlaygroundUI:
             with gr.Row():
                 grid_start = gr.Number(value=0, precision=0, minimum=0, label="First seed", scale=1)
                 grid_btn = gr.Button(f"Show {GRID_SEEDS} seeds", scale=1)
-            grid = gr.Gallery(label="Click an image to take its seed", columns=8, height=300, allow_preview=False,
+            grid = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Click an image to take its seed", columns=8, height=300, allow_preview=False,
                               object_fit="contain")
         with gr.Accordion("Interpolation video (loops)", open=False):
             with gr.Row():
@@ -126,7 +126,7 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
         choices = model_choices(user_of(request))
         keys = [v for _, v in choices]
         value = current if current in keys else (keys[0] if keys else None)
-        note = "" if keys else "⚠️ No model available yet: train one, or add the bundled default model."
+        note = "" if keys else "⚠ No model available yet: train one, or add the bundled default model."
         return {ui.model: gr.Dropdown(choices=choices, value=value), ui.message: note}
 
     @safe(ui.message, ERRORS)
@@ -135,7 +135,7 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
                                   vector=vector_of(vector_text, vector_file), psi=float(psi), noise_mode=noise)
         out = pg_core.render(args)
         if out["error"]:
-            return {ui.message: f"⚠️ {out['error']}"}
+            return {ui.message: f"⚠ {out['error']}"}
         return {ui.image: out["image"], ui.message: ""}
 
     @safe(ui.message, ERRORS)
