@@ -26,6 +26,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", "--disable-quic"]
 WAIT = 90_000  # ms: a loaded 2-core box is slow
+sync_api.expect.set_options(timeout=WAIT)
 
 
 def free_port() -> int:
@@ -81,6 +82,33 @@ def shot(page, name: str) -> None:
 
 def open_tab(page, label: str) -> None:
     page.get_by_role("tab", name=label).click()
+
+
+DROP_JS = """async (names) => {
+    const dt = new DataTransfer();
+    for (const [i, name] of names.entries()) {
+        const c = document.createElement('canvas'); c.width = 64; c.height = 64;
+        const g = c.getContext('2d'); g.fillStyle = '#222'; g.fillRect(0, 0, 64, 64);
+        g.fillStyle = `hsl(${i * 90}, 70%, 60%)`; g.beginPath(); g.arc(20 + 8 * i, 32, 14, 0, 7); g.fill();
+        const blob = await new Promise((r) => c.toBlob(r, 'image/png'));
+        dt.items.add(new File([blob], name, {type: 'image/png'}));
+    }
+    const zone = document.querySelector('.atelier-drop');
+    zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+}"""
+
+
+def check_drop_zone(browser, server) -> None:
+    """The custom drop zone hands dropped files to the upload box (a synthetic drop: a real folder
+    drag from the file manager cannot be scripted; the folder walk is the same code path per entry)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(WAIT)
+    page.goto(server["url"])
+    sync_api.expect(page.locator(".atelier-drop")).to_be_visible()
+    page.evaluate(DROP_JS, ["a.png", "b.png", "c.png"])
+    sync_api.expect(page.get_by_text("3 files ready")).to_be_visible()
+    assert '"a.png"' in page.locator("#atelier-relpaths textarea, #atelier-relpaths input").first.input_value()
+    page.close()
 
 
 def test_whole_journey_in_the_browser(server):
@@ -169,6 +197,7 @@ def test_whole_journey_in_the_browser(server):
             open_tab(dark, "3 · Experiments")
             sync_api.expect(dark.locator("#atelier-grid img")).to_be_visible()
             shot(dark, "3-experiments-dark")
+        check_drop_zone(browser, server)
         browser.close()
 
     # While a longer job trains, another request answers quickly.

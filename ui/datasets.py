@@ -74,7 +74,7 @@ def build_datasets() -> DatasetsUI:
                 gr.HTML(DROP_HTML)
                 files = gr.File(file_count="multiple", file_types=UPLOAD_TYPES, elem_id="atelier-files",
                                 label="Images, a .zip or a video (dropped or picked)", height=140)
-                folder = gr.File(file_count="directory", elem_id="atelier-folder", label="Pick a folder", height=110)
+                folder = gr.File(file_count="directory", elem_id="atelier-folder", label="Pick a folder", height=130)
                 relpaths = gr.Textbox(visible="hidden", elem_id="atelier-relpaths", label="relative paths")
             with gr.Column(scale=2):
                 name = gr.Textbox(label="Dataset name", placeholder="e.g. Ink drawings", max_length=100)
@@ -95,7 +95,7 @@ def build_datasets() -> DatasetsUI:
         next_btn = gr.Button("Next: start an experiment with it →", visible=False, variant="primary")
         with gr.Column(visible=False) as listing_box:
             gr.Markdown("### Your datasets")
-            listing = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Datasets (click one to select it)", columns=5, height="auto", object_fit="contain")
+            listing = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Datasets (click one to select it)", columns=5, height=240, object_fit="contain")
             with gr.Row():
                 chosen = gr.Dropdown(label="Selected dataset", choices=[], allow_custom_value=True, scale=3)
                 delete_btn = gr.Button("Delete…", variant="stop", scale=1)
@@ -175,8 +175,9 @@ def previews_view(pv: dict) -> list:
 
 def listing_view(items: list[dict]) -> tuple[list, list]:
     gallery = [(served(d["mosaic"]) or _placeholder(d["name"][:1]),
-                f"{d['name']} · {d['count']:,} images · {d['size']} · {when(d['created'])}") for d in items]
-    return gallery, [(d["name"], d["id"]) for d in items]
+                f"{d['name']} · {d['count']:,} images") for d in items]
+    return gallery, [(f"{d['name']} · {d['count']:,} images · {d['size']} · created {when(d['created'])}", d["id"])
+                     for d in items]
 
 
 def refresh(ui: DatasetsUI, user: str, select: str | None = None) -> dict:

@@ -44,7 +44,7 @@ def build_models() -> ModelsUI:
             gr.Markdown("**No models yet.** Open an experiment, pick a snapshot you like and press "
                         "“Save this snapshot to My Models”.")
             empty_btn = gr.Button("Go to Experiments", variant="primary")
-        cards = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Your models and public ones (click a card)", columns=5, height="auto",
+        cards = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Your models and public ones (click a card)", columns=5, height=260,
                            object_fit="contain", allow_preview=False)
         chosen = gr.Dropdown(label="Model", choices=[], allow_custom_value=True, elem_id="atelier-model-pick")
         with gr.Column(visible=False) as overview:

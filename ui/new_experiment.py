@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from core import checkpoints as ck_core
 from core import datasets as ds_core
@@ -91,10 +91,15 @@ def build_new_experiment() -> NewExperimentUI:
 # ---- views -------------------------------------------------------------------------------------
 
 def card_placeholder(entry: dict) -> Image.Image:
-    img = Image.new("RGB", (160, 160), (70, 74, 86))
+    img = Image.new("RGB", (256, 256), (70, 74, 86))
     d = ImageDraw.Draw(img)
-    d.text((10, 60), entry["title"][:24], fill=(255, 255, 255))
-    d.text((10, 80), f"{entry['resolution'] or '?'} px", fill=(220, 220, 220))
+    big, small = ImageFont.load_default(size=22), ImageFont.load_default(size=18)
+    words, lines = entry["title"].split(), [""]
+    for w in words:  # wrap at about 20 characters
+        lines[-1:] = [lines[-1] + " " + w] if len(lines[-1]) + len(w) < 20 else [lines[-1], w]
+    for i, line in enumerate(lines[:4]):
+        d.text((16, 70 + 28 * i), line.strip(), fill=(255, 255, 255), font=big)
+    d.text((16, 200), f"{entry['resolution'] or '?'} px · {state_text(entry)}", fill=(220, 220, 220), font=small)
     return img
 
 
