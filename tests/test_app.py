@@ -99,6 +99,9 @@ def test_journey_through_the_api(running):
     out = client.predict(files, [], "", "Blobs", "center", False, False, 0, api_name="/import_dataset")
     assert "already exists" in md(out[-1]) and "Traceback" not in md(out[-1])
 
+    out = client.predict([], [], "", "Nothing", "center", False, False, 0, api_name="/import_dataset")
+    assert "Add some images first" in str(out)
+
     t0 = time.monotonic()
     est = client.predict("tiny", 4, ds_id, "center", 4, 2, api_name="/estimate_experiment")
     assert "ETA" in md(est) and "s/step" in md(est), est
@@ -136,5 +139,36 @@ def test_journey_through_the_api(running):
     assert "Renamed" in str(out), out
     out = client.predict(f"model:{model_id}", 3, "", None, 0.7, "const", api_name="/generate")
     assert out[0] and not md(out[1]).startswith("⚠")
+    grid = client.predict(f"model:{model_id}", 10, 0.7, "const", api_name="/seed_grid")
+    assert len(val(grid[0])) == 16 and val(grid[0])[15]["caption"] == "seed 25"
+    out = client.predict(f"model:{model_id}", 3, ", ".join(["0.5"] * 32), None, 0.7, "const", api_name="/generate")
+    assert out[0] and not md(out[1]).startswith("⚠"), out[1]              # a pasted z vector
+    out = client.predict(f"model:{model_id}", "4, 5", 0.5, 0.7, api_name="/interpolation_video")
+    path = out[0]["video"] if isinstance(out[0], dict) else out[0]
+    assert Path(path).stat().st_size > 1000, out
     out = client.predict("model:nope", 3, "", None, 0.7, "const", api_name="/generate")
     assert md(out[1]).startswith("⚠") and "Traceback" not in md(out[1])
+
+
+def test_handlers_are_short_and_take_the_user_from_the_request():
+    """STYLE 2.3: a handler is 15 lines or fewer; a handler that reaches core gets gr.Request."""
+    import ast
+    for path in sorted((REPO / "ui").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for wire in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("wire_")):
+            for fn in (n for n in wire.body if isinstance(n, ast.FunctionDef)):
+                length = fn.end_lineno - fn.lineno + 1
+                assert length <= 15, f"{path.name}:{fn.name} has {length} lines"
+                args = [a.arg for a in fn.args.args + fn.args.kwonlyargs]
+                assert "user" not in args, f"{path.name}:{fn.name} takes a user from the client"
+                shared = fn.name == "download_checkpoint"  # the catalog cache is shared by every user
+                if "core" in ast.unparse(fn) and "user_of(request)" not in ast.unparse(fn) and not shared:
+                    raise AssertionError(f"{path.name}:{fn.name} calls core without the request's user")
+
+
+def test_sample_dataset(running):
+    client, _ = running
+    out = client.predict(api_name="/use_sample_dataset")
+    assert "Added “Sample landscapes”: 500 generated landscapes" in str(out), out
+    out = client.predict(api_name="/use_sample_dataset")
+    assert "already here" in str(out)

@@ -29,4 +29,8 @@ def build_ui() -> gr.Blocks:
         wire_experiments(experiments, nav)
         wire_models(models, nav, playground)
         wire_playground(playground, nav)
+        # The live view polls only while the Experiments tab is shown.
+        experiments.tab.select(lambda: gr.Timer(active=True), None, experiments.timer, api_name=False)
+        for tab in (datasets.tab, new.tab, models.tab, playground.tab):
+            tab.select(lambda: gr.Timer(active=False), None, experiments.timer, api_name=False)
     return demo

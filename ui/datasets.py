@@ -17,7 +17,7 @@ from .common import NEW, Nav, go_to, ok_text, safe, scratch_dir, served, user_of
 
 UPLOAD_TYPES = sorted(ds_core.common.IMAGE_EXTS | ds_core.common.VIDEO_EXTS | ds_core.common.ARCHIVE_EXTS)
 SAMPLE_NAME = "Sample landscapes"
-SAMPLE_COUNT = 300
+SAMPLE_COUNT = 500
 JOURNEY = ("**Your images → a dataset → an experiment that fine-tunes a pre-trained model → "
            "your own model → new images in the Playground.** Start with a dataset:")
 ADVICE = ("500 to 5,000 images are suggested (fewer than 300 is risky); images similar in content "

@@ -59,7 +59,7 @@ class ExperimentsUI:
 
 def build_experiments() -> ExperimentsUI:
     with gr.Tab("3 · Experiments", id="experiments") as tab:
-        timer = gr.Timer(REFRESH_S)
+        timer = gr.Timer(REFRESH_S, active=False)  # on only while this tab is shown
         with gr.Group(visible=False, elem_classes=["atelier-empty"]) as empty:
             gr.Markdown("**No experiments yet.** Pick a dataset and a pre-trained model, then start training.")
             empty_btn = gr.Button("New experiment", variant="primary")

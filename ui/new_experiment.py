@@ -176,7 +176,7 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
         return gr.Dropdown(value=entries[evt.index]["name"]) if 0 <= evt.index < len(entries) else gr.Dropdown()
 
     @safe(ui.checkpoint_md, errors)
-    def download_checkpoint(checkpoint, request: gr.Request, progress=gr.Progress()):
+    def download_checkpoint(checkpoint, progress=gr.Progress()):  # the catalog cache is shared by all users
         ck_core.download_checkpoint(checkpoint, progress_fn=lambda done, total: progress(
             (done, total) if total else None, desc="Downloading"))
         return {ui.checkpoint_md: ok_text(f"Downloaded {checkpoint}."), ui.download_btn: gr.Button(visible=False)}

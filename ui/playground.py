@@ -161,7 +161,7 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
           api_name="playground_models", show_progress="hidden")
     gr.on([ui.model.change, ui.seed.change, ui.psi.release, ui.noise.change, ui.vector_file.change, ui.vector_text.blur],
           generate, render_inputs, [ui.image, ui.message], api_name="generate", trigger_mode="always_last",
-          concurrency_id="render", show_progress="minimal")
+          concurrency_id="render", concurrency_limit=2, show_progress="minimal")
     ui.dice.click(lambda: random.randint(0, MAX_SEED), None, ui.seed, api_name=False)
     ui.grid_btn.click(seed_grid, [ui.model, ui.grid_start, ui.psi, ui.noise], [ui.grid, ui.message],
                       api_name="seed_grid", concurrency_id="render")
