@@ -29,6 +29,10 @@ class PlaygroundUI:
     vector_file: gr.File
     psi: gr.Slider
     noise: gr.Radio
+    mix_seed: gr.Number
+    mix_layers: gr.Radio
+    direction: gr.Dropdown
+    strength: gr.Slider
     image: gr.Image
     message: gr.Markdown
     grid_start: gr.Number
@@ -57,6 +61,15 @@ def build_playground() -> PlaygroundUI:
                 psi = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Truncation ψ (lower: more typical)")
                 noise = gr.Radio([("Constant", "const"), ("Random", "random"), ("None", "none")], value="const",
                                  label="Noise")
+                with gr.Accordion("Style mixing and directions", open=False):
+                    with gr.Row():
+                        mix_seed = gr.Number(value=None, precision=0, minimum=0, label="Mix in seed (empty: off)")
+                        mix_layers = gr.Radio([("Coarse: pose, shape", "0-4"), ("Middle: features", "4-8")],
+                                              value="0-4", label="Take from it")
+                    with gr.Row():
+                        direction = gr.Dropdown([(f"SeFa direction {i + 1}", i) for i in range(10)], value=0,
+                                                label="Direction (found in the model's weights)")
+                        strength = gr.Slider(-10, 10, value=0, step=0.5, label="Move along it")
                 message = gr.Markdown(elem_classes=["atelier-msg"])
             with gr.Column(scale=3):
                 image = gr.Image(label="Output", height=512, interactive=False, format="png",
@@ -103,6 +116,14 @@ def vector_of(text: str, file) -> object:
     return pg_core.load_vector(text) if (text or "").strip() else None
 
 
+def render_args(path, seed, vector, psi, noise, mix_seed, mix_layers, direction, strength) -> pg_core.RenderArgs:
+    lo, hi = (int(x) for x in str(mix_layers or "0-4").split("-"))
+    return pg_core.RenderArgs(model=path, seed=int(seed or 0), vector=vector, psi=float(psi), noise_mode=noise,
+                              mix_seed=None if mix_seed in (None, "") else int(mix_seed), mix_layers=(lo, hi),
+                              direction=("sefa", int(direction or 0)) if strength else None,
+                              direction_strength=float(strength or 0))
+
+
 def seeds_of(text: str) -> list[int]:
     try:
         return [int(s) for s in str(text).replace(",", " ").split()]
@@ -130,9 +151,10 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
         return {ui.model: gr.Dropdown(choices=choices, value=value), ui.message: note}
 
     @safe(ui.message, ERRORS)
-    def generate(model, seed, vector_text, vector_file, psi, noise, request: gr.Request):
-        args = pg_core.RenderArgs(model=model_path(model, user_of(request)), seed=int(seed or 0),
-                                  vector=vector_of(vector_text, vector_file), psi=float(psi), noise_mode=noise)
+    def generate(model, seed, vector_text, vector_file, psi, noise, mix_seed, mix_layers, direction, strength,
+                 request: gr.Request):
+        args = render_args(model_path(model, user_of(request)), seed, vector_of(vector_text, vector_file), psi, noise,
+                           mix_seed, mix_layers, direction, strength)
         out = pg_core.render(args)
         if out["error"]:
             return {ui.message: f"⚠ {out['error']}"}
@@ -156,10 +178,12 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
                                               progress_fn=lambda d, t: progress((d, t), desc="Rendering frames"))
         return {ui.interp_video: str(dest), ui.message: ok_text("The video loops: it ends where it starts.")}
 
-    render_inputs = [ui.model, ui.seed, ui.vector_text, ui.vector_file, ui.psi, ui.noise]
+    render_inputs = [ui.model, ui.seed, ui.vector_text, ui.vector_file, ui.psi, ui.noise, ui.mix_seed, ui.mix_layers,
+                     ui.direction, ui.strength]
     gr.on([ui.tab.select, nav.demo.load], list_models, ui.model, [ui.model, ui.message],
           api_name="playground_models", show_progress="hidden")
-    gr.on([ui.model.change, ui.seed.change, ui.psi.release, ui.noise.change, ui.vector_file.change, ui.vector_text.blur],
+    gr.on([ui.model.change, ui.seed.change, ui.psi.release, ui.noise.change, ui.vector_file.change, ui.vector_text.blur,
+           ui.mix_seed.change, ui.mix_layers.change, ui.direction.change, ui.strength.release],
           generate, render_inputs, [ui.image, ui.message], api_name="generate", trigger_mode="always_last",
           concurrency_id="render", concurrency_limit=2, show_progress="minimal")
     ui.dice.click(lambda: random.randint(0, MAX_SEED), None, ui.seed, api_name=False)
