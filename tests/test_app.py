@@ -175,3 +175,36 @@ def test_sample_dataset(running):
     assert "Added “Sample landscapes”: 500 generated landscapes" in str(out), out
     out = client.predict(api_name="/use_sample_dataset")
     assert "already here" in str(out)
+
+
+def test_auth_file_and_users_are_kept_apart(running, tmp_path):
+    """--auth FILE: sign-in required; each endpoint acts as the signed-in user only."""
+    import app
+    from gradio_client import Client, handle_file
+
+    from core.users import add_user
+    auth_file = tmp_path / "users.json"
+    add_user(auth_file, "alice", "alice-password-1")
+    add_user(auth_file, "bob", "bob-password-22")
+    with pytest.raises(SystemExit):
+        app.launch_kwargs(app.parse_args(["--auth", str(tmp_path / "missing.json")]))
+    port = free_port()
+    kwargs = app.launch_kwargs(app.parse_args(["--port", str(port), "--auth", str(auth_file)]))
+    assert kwargs["auth"]("alice", "alice-password-1") and not kwargs["auth"]("alice", "wrong")
+    demo = app.build_app()
+    demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        alice = Client(url, auth=("alice", "alice-password-1"), verbose=False)
+        bob = Client(url, auth=("bob", "bob-password-22"), verbose=False)
+        _, images = running
+        files = [handle_file(str(p)) for p in sorted(images.iterdir())]
+        out = alice.predict(files, [], "", "Alice's", "center", False, False, 0, api_name="/import_dataset")
+        ds_id = chosen_value(out)
+        assert "Alice's" in str(alice.predict(api_name="/list_datasets"))
+        assert "Alice's" not in str(bob.predict(api_name="/list_datasets"))
+        out = bob.predict(ds_id, api_name="/delete_dataset")
+        assert "⚠" in str(out) and "Traceback" not in str(out)
+        assert "Alice's" in str(alice.predict(api_name="/list_datasets"))
+    finally:
+        demo.close()
