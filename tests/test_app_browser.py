@@ -142,7 +142,7 @@ def test_whole_journey_in_the_browser(server):
         page.get_by_label("Batch (0 = automatic)").fill("4")
         page.get_by_label("Snapshot every N steps").fill("2")
         page.get_by_label("Snapshot every N steps").press("Tab")
-        sync_api.expect(page.get_by_text("s/step")).to_be_visible()
+        sync_api.expect(page.get_by_text("(batch 4)")).to_be_visible()         # the ETA follows the options
         shot(page, "2-new-experiment")
         page.get_by_role("button", name="Start training").click()
 

@@ -33,7 +33,7 @@ DROP_HTML = """
 @dataclass
 class DatasetsUI:
     tab: gr.Tab
-    welcome: gr.Group
+    welcome: gr.Column
     use_sample: gr.Button
     upload_own: gr.Button
     files: gr.File
@@ -64,7 +64,7 @@ class DatasetsUI:
 
 def build_datasets() -> DatasetsUI:
     with gr.Tab("1 · Datasets", id="datasets") as tab:
-        with gr.Group(visible=False, elem_classes=["atelier-empty"]) as welcome:
+        with gr.Column(visible=False, elem_classes=["atelier-welcome"]) as welcome:
             gr.Markdown(JOURNEY, elem_classes=["atelier-journey"])
             with gr.Row():
                 use_sample = gr.Button("Use the sample dataset", variant="primary")
@@ -163,7 +163,7 @@ def report_view(rep: dict, sources: list[str]) -> tuple[str, list]:
              f"**{rep['accepted']:,} accepted** · {len(rep['rejected']):,} rejected · converted: {conv} · "
              f"{len(rep.get('exact_duplicates', [])):,} duplicate groups dropped · "
              f"{rep.get('training_images', rep['accepted']):,} training images",
-             *[f"- {w}" for w in rep.get("warnings", [])], ADVICE]
+             *[f"- {w}" for w in rep.get("warnings", [])]]
     gallery = [(_thumb(sources, r["file"]), f"{r['file']}: {r['reason']}") for r in rep["rejected"][:60]]
     return "\n\n".join(lines), gallery
 
@@ -185,7 +185,7 @@ def refresh(ui: DatasetsUI, user: str, select: str | None = None) -> dict:
     gallery, choices = listing_view(items)
     value = select if select else (choices[0][1] if choices else None)
     return {ui.listing: gallery, ui.chosen: gr.Dropdown(choices=choices, value=value),
-            ui.welcome: gr.Group(visible=not items), ui.listing_box: gr.Column(visible=bool(items))}
+            ui.welcome: gr.Column(visible=not items), ui.listing_box: gr.Column(visible=bool(items))}
 
 
 def _sample_sources() -> list[str]:

@@ -93,7 +93,7 @@ def build_new_experiment() -> NewExperimentUI:
 def card_placeholder(entry: dict) -> Image.Image:
     img = Image.new("RGB", (256, 256), (70, 74, 86))
     d = ImageDraw.Draw(img)
-    big, small = ImageFont.load_default(size=22), ImageFont.load_default(size=18)
+    big, small = ImageFont.load_default(size=22), ImageFont.load_default(size=15)
     words, lines = entry["title"].split(), [""]
     for w in words:  # wrap at about 20 characters
         lines[-1:] = [lines[-1] + " " + w] if len(lines[-1]) + len(w) < 20 else [lines[-1], w]
