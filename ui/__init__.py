@@ -15,7 +15,7 @@ TITLE = "Atelier"
 
 
 def build_ui() -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 24 * 3600)) as demo:  # Gradio's copies: a day
         gr.Markdown("## Atelier · train image generators on your own pictures", elem_id="atelier-title")
         with gr.Tabs(selected=DATASETS, elem_id="atelier-tabs") as tabs:
             datasets = build_datasets()

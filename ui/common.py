@@ -3,6 +3,7 @@ tab navigation and number formatting. No torch here (the UI never imports it).""
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import shutil
@@ -53,6 +54,20 @@ def safe(message_component, expected: tuple = ()):
     """Handler decorator: expected core errors become one sentence in ``message_component``;
     anything else is logged and becomes a generic sentence. Never a traceback in the page."""
     def wrap(fn):
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except expected as e:
+                    yield {message_component: error_text(one_line(e))}
+                except gr.Error:
+                    raise
+                except Exception:  # noqa: BLE001
+                    log.exception("handler %s failed", fn.__name__)
+                    yield {message_component: error_text(GENERIC_ERROR)}
+            return gen
+
         @functools.wraps(fn)
         def inner(*args, **kwargs):
             try:
@@ -72,9 +87,21 @@ def safe(message_component, expected: tuple = ()):
 # The data root is never in allowed_paths: a file leaves it only as a component value, after the
 # handler checked ownership. Gradio copies values from the temp dir into its cache.
 
+SERVE_KEEP_S = 24 * 3600
+_last_sweep = [0.0]
+
+
 def serve_dir() -> Path:
     path = Path(tempfile.gettempdir()) / "atelier-serve"
     path.mkdir(parents=True, exist_ok=True)
+    if time.time() - _last_sweep[0] > 3600:  # hourly: drop what was handed out more than a day ago
+        _last_sweep[0] = time.time()
+        for old in path.iterdir():
+            try:
+                if time.time() - old.stat().st_mtime > SERVE_KEEP_S:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                continue
     return path
 
 

@@ -184,11 +184,15 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
     @safe(ui.eta, errors)
     def estimate(checkpoint, steps, dataset, crop, batch, snapshot_every, request: gr.Request):
         if not checkpoint or not steps:
-            return {ui.eta: "ETA: choose a model and a number of steps."}
-        est = jobs_core.estimate_experiment(user_of(request), checkpoint, int(steps), int(batch or 0) or None,
-                                            dataset=dataset or None, crop=crop,
-                                            snapshot_every=int(snapshot_every or 250))
-        return {ui.eta: eta_text(est)}
+            yield {ui.eta: "ETA: choose a model and a number of steps."}
+            return
+        args = dict(user=user_of(request), checkpoint=checkpoint, steps=int(steps), batch=int(batch or 0) or None,
+                    dataset=dataset or None, crop=crop, snapshot_every=int(snapshot_every or 250))
+        est = jobs_core.estimate_experiment(**args, measure_missing=False)
+        if not est["measured"]:
+            yield {ui.eta: "ETA: measuring this machine's speed for this model first (a few seconds)…"}
+            est = jobs_core.estimate_experiment(**args)
+        yield {ui.eta: eta_text(est)}
 
     @safe(ui.message, errors)
     def start_experiment(title, dataset, checkpoint, crop, steps, batch, snapshot_every, aug, mirror, freeze_d, lr,
