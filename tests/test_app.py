@@ -208,3 +208,14 @@ def test_auth_file_and_users_are_kept_apart(running, tmp_path):
         assert "Alice's" in str(alice.predict(api_name="/list_datasets"))
     finally:
         demo.close()
+
+
+def test_download_model_is_the_native_file(running):
+    client, _ = running
+    models = client.predict(None, api_name="/list_models")
+    model_id = chosen_value(models)
+    out = client.predict(model_id, api_name="/download_model")
+    path = next(x["value"] for x in out if isinstance(x, dict) and str(x.get("value", "")).endswith(".safetensors"))
+    from safetensors import safe_open
+    with safe_open(path, "np") as f:
+        assert len(list(f.keys())) > 10

@@ -3,6 +3,7 @@ download, delete with confirmation, open in the Playground)."""
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 import gradio as gr
@@ -10,7 +11,7 @@ import gradio as gr
 from core import models as models_core
 
 from .playground import model_choices
-from .common import EXPERIMENTS, PLAYGROUND, Nav, go_to, ok_text, safe, scratch_dir, served, user_of, when
+from .common import EXPERIMENTS, PLAYGROUND, Nav, go_to, ok_text, safe, served, user_of, when
 
 ERRORS = (models_core.ModelError,)
 
@@ -76,6 +77,10 @@ def caption(m: dict) -> str:
             f"{(m.get('step') or 0):,} steps · {'public' if m.get('public') else 'private'}{who}")
 
 
+def file_name(name: str) -> str:
+    return (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:60] or "model") + ".safetensors"
+
+
 def provenance_view(m: dict) -> str:
     rows = [("Resolution", f"{m.get('resolution') or '?'} px"), ("Base model", m.get("base_model")),
             ("Dataset", m.get("dataset")), ("Trained", f"{(m.get('step') or 0):,} steps"),
@@ -137,8 +142,8 @@ def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
 
     @safe(ui.message, ERRORS)
     def download_model(model_id, request: gr.Request):
-        return {ui.download: gr.DownloadButton(value=str(models_core.export_model(model_id, user_of(request),
-                                                                                  scratch_dir())))}
+        m = models_core.get_model(model_id or "", user_of(request))   # a hard link, not a copy: cheap on select
+        return {ui.download: gr.DownloadButton(value=served(m["weights_path"], file_name(m["name"]))), ui.message: ""}
 
     @safe(ui.message, ERRORS)
     def ask_delete(model_id, request: gr.Request):
