@@ -119,9 +119,9 @@ def _tf(name, title, depicts, res, size_mb, note=""):
 # Sizes: ffhq-1024 is known; the others are estimated from parameter counts (G + G_ema + D in
 # float32, calibrated on ffhq-1024) and shown as "about".
 _ENTRIES = [
-    CatalogEntry(DEFAULT_NAME, "Abstract shapes (bundled)",
-                 "Abstract sample shapes from a generated dataset; works offline, small and quick "
-                 "to fine-tune on CPU.", 64, None, None, licence=NATIVE_LICENCE,
+    CatalogEntry(DEFAULT_NAME, "Flowers (bundled)",
+                 "Radial blossoms on soft grounds, trained by Atelier on its own sample dataset; works "
+                 "offline, small and quick to fine-tune on CPU.", 64, None, None, licence=NATIVE_LICENCE,
                  format="Atelier native (safetensors + JSON)",
                  bundled_path="static/models/default.safetensors"),
     _ngc("ffhq-1024", "Faces (FFHQ)", "Photographs of human faces, aligned and cropped.", 1024, 364, _A1024, True),
