@@ -75,6 +75,9 @@ def main(argv=None) -> None:
     if args.data:
         os.environ["ATELIER_HOME"] = str(Path(args.data).expanduser().resolve())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from core.integrity import check_data_root
+    for line in check_data_root():  # quarantine what a crash left half-written, before anyone reads it
+        logging.getLogger("atelier").warning("start-up check: %s", line)
     demo = build_app()
     if not args.no_worker:
         from core.jobs import recover_orphans, start_background_worker
