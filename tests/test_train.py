@@ -128,3 +128,19 @@ def test_cli_rejects_bad_input_with_one_line(tmp_path):
         r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert r.returncode == 2
         assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script/save
+def test_metrics_at_snapshots_with_a_user_supplied_inception_file(tmp_path):
+    from tests.test_metrics import _FakeInception
+    inception = tmp_path / "inception.pt"
+    torch.jit.save(torch.jit.script(_FakeInception()), str(inception))
+    cfg = _cfg(steps=2, metrics=("swd", "memorisation", "fid", "kid"), metric_images=16,
+               inception_path=str(inception))
+    train(cfg, tmp_path / "run", dataset=ArrayDataset(), checkpoint=_ckpt(tmp_path), log=lambda m: None)
+    snaps = [r for r in read_stats(tmp_path / "run") if r.get("snapshot")]
+    assert [r["step"] for r in snaps] == [0, 2]
+    for r in snaps:
+        assert r["swd"] > 0 and r["fid"] >= 0 and np.isfinite(r["kid"]) and 0 <= r["memorised_fraction"] <= 1
+    with pytest.raises(ConfigError, match="inception_path"):
+        TrainConfig(metrics=("fid",)).validate()

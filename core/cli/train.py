@@ -23,7 +23,9 @@ def add_train_options(p) -> None:
     p.add_argument("--lr", type=float, default=0.0, help="learning rate of G and D (default: automatic)")
     p.add_argument("--r1-gamma", type=float, default=-1.0, help="R1 weight (default: automatic)")
     p.add_argument("--time-budget", type=float, default=0.0, help="stop cleanly after this many minutes")
-    p.add_argument("--metrics", default="", help="comma-separated metrics at snapshots, e.g. swd")
+    p.add_argument("--metrics", default="",
+                   help="comma-separated metrics at snapshots: swd, memorisation, fid, kid (fid/kid need --inception)")
+    p.add_argument("--inception", default="", help="a TorchScript Inception weights file you supply, for fid/kid")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -33,7 +35,8 @@ def config_from_args(args):
         return TrainConfig(steps=args.steps, snapshot_every=args.snapshot_every, batch=args.batch, device=args.device,
                            freeze_d=args.freeze_d, aug=args.aug, mirror=args.mirror, lr_g=args.lr, lr_d=args.lr,
                            r1_gamma=args.r1_gamma, time_budget_s=args.time_budget * 60, seed=args.seed,
-                           metrics=tuple(m for m in args.metrics.split(",") if m)).validate()
+                           metrics=tuple(m for m in args.metrics.split(",") if m),
+                           inception_path=getattr(args, "inception", "")).validate()
     except ConfigError as e:
         raise UserError(f"--{str(e).split(':')[0].replace('_', '-')}:{str(e).split(':', 1)[1]}") from None
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..storage import atomic_write_json
 from . import run_files
@@ -82,18 +83,50 @@ def _snapshot(trainer: Trainer, cfg: TrainConfig, run_dir: Path, provenance: dic
                                 "the previous snapshot is intact") from e
         raise
     record = {"step": step, "snapshot": True, "kimg": trainer.run_nimg / 1000}
-    if "swd" in cfg.metrics:
-        record["swd"] = _swd(trainer, cfg, dataset)
+    if cfg.metrics:
+        record.update(_metrics(trainer, cfg, dataset))
     return record
 
 
-def _swd(trainer: Trainer, cfg: TrainConfig, dataset) -> float:
-    from .metrics import swd
+def _metrics(trainer: Trainer, cfg: TrainConfig, dataset) -> dict:
+    """The metrics asked for in cfg.metrics, between G_ema samples and the training images."""
+    from . import metrics
     n = min(cfg.metric_images, max(len(dataset), 16))
     fakes = np.stack([img for _, img in generate_images(trainer.G_ema, range(10_000, 10_000 + n), noise_mode="random")])
     rng = np.random.default_rng(123)
     reals = np.stack([dataset.get(int(i), rng) for i in rng.integers(0, len(dataset), n)])
-    return float(swd(fakes, reals)["mean"])
+    out = {}
+    if "swd" in cfg.metrics:
+        out["swd"] = float(metrics.swd(fakes, reals)["mean"])
+    if "memorisation" in cfg.metrics:  # samples nearly identical to a training image
+        everything = np.stack([dataset.get(i, rng) for i in range(min(len(dataset), 2048))])
+        report = metrics.memorisation_flags(fakes, everything)
+        out["memorised"] = int(np.sum(report.flags))
+        out["memorised_fraction"] = float(np.mean(report.flags))
+    if {"fid", "kid"} & set(cfg.metrics):
+        extract = metrics.InceptionFeatureExtractor.from_file(cfg.inception_path, device=trainer.device)
+        f_fake, f_real = extract(fakes), extract(reals)
+        if "fid" in cfg.metrics:
+            out["fid"] = metrics.fid_from_features(f_fake, f_real)
+        if "kid" in cfg.metrics:
+            out["kid"] = metrics.kid_from_features(f_fake, f_real)
+    return out
+
+
+def _step_fitting_memory(trainer: Trainer, cfg: TrainConfig, reals, log) -> dict:
+    """With an automatic per-pass batch, a CUDA out-of-memory error halves it (gradient
+    accumulation keeps the batch) and retries the step; a step that had already updated G
+    before running out of memory updates it twice, once."""
+    while True:
+        try:
+            return trainer.train_step(reals)
+        except torch.cuda.OutOfMemoryError:
+            half = trainer.batch_gpu // 2
+            if cfg.batch_gpu or half < 4 or trainer.batch % half:
+                raise
+            torch.cuda.empty_cache()
+            trainer.batch_gpu = half
+            log(f"out of GPU memory: {half} images per pass, {trainer.batch // half} passes per step")
 
 
 def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=None, abort_fn=None,
@@ -125,7 +158,7 @@ def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=No
                 outcome = "time_budget"
                 break
             t0 = time.monotonic()
-            stats = trainer.train_step(loader.next())
+            stats = _step_fitting_memory(trainer, cfg, loader.next(), log)
             dt = time.monotonic() - t0
             avg = dt if avg is None else 0.9 * avg + 0.1 * dt
             done_steps += 1

@@ -11,6 +11,7 @@ MAX_STEPS = 25_000
 MAX_GRID_SEEDS = 64
 AUG_MODES = ("ada", "diffaugment", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+METRICS = ("swd", "fid", "kid", "memorisation")
 
 
 def _is_int(v) -> bool:
@@ -56,8 +57,9 @@ class TrainConfig:
     seed: int = 0
     # Snapshots and metrics.
     grid_seeds: tuple = tuple(range(16))  # fixed seeds of the snapshot grid (frames line up)
-    metrics: tuple = ()               # e.g. ("swd",): computed at each snapshot
+    metrics: tuple = ()               # any of swd, fid, kid, memorisation: computed at each snapshot
     metric_images: int = 256
+    inception_path: str = ""          # a TorchScript Inception file the user supplies (fid, kid)
     # Model when training from scratch (ignored when transferring from a checkpoint).
     scratch_arch: dict = field(default_factory=dict)
 
@@ -82,7 +84,9 @@ class TrainConfig:
         need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
         need(self.time_budget_s >= 0, "time_budget_s", "must be >= 0")
         need(len(self.grid_seeds) >= 1, "grid_seeds", "needs at least one seed")
-        need(all(m in ("swd",) for m in self.metrics), "metrics", "known metrics: swd")
+        need(all(m in METRICS for m in self.metrics), "metrics", f"known metrics: {', '.join(METRICS)}")
+        need(not ({"fid", "kid"} & set(self.metrics)) or bool(self.inception_path), "inception_path",
+             "fid and kid need an Inception weights file (TorchScript), e.g. inception-2015-12-05.pt")
         # Values a client can send through the jobs API: bounded so a job cannot crash or stall the worker.
         need(0 <= self.seed < 2 ** 32, "seed", f"must be between 0 and {2 ** 32 - 1}")
         need(len(self.grid_seeds) <= MAX_GRID_SEEDS, "grid_seeds", f"at most {MAX_GRID_SEEDS} seeds")
