@@ -148,6 +148,8 @@ def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
     @safe(ui.message, ERRORS)
     def ask_delete(model_id, request: gr.Request):
         m = models_core.get_model(model_id or "", user_of(request))
+        if not m["mine"]:  # someone else's public model: readable, never deletable
+            raise models_core.ModelNotOwner("Only the owner can change this model")
         text = (f"**Delete “{html.escape(m['name'])}”?** Its file will be gone; the experiment stays, "
                 "so you can save the snapshot again.")
         return {ui.confirm: gr.Group(visible=True), ui.confirm_md: text}
