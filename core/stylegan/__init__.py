@@ -10,6 +10,9 @@ _LAZY = {
     "read_native_metadata": "checkpoint",
     "Checkpoint": "checkpoint",
     "CheckpointError": "safe_pickle",
+    "Generator": "networks",
+    "Discriminator": "networks",
+    "TrainConfig": "train_config",
 }
 
 
