@@ -37,9 +37,12 @@ def head_html() -> str:
 
 
 def launch_kwargs(args: argparse.Namespace) -> dict:
+    from starlette.middleware import Middleware
+
+    from ui.file_access import FileAccessMiddleware
     kwargs = dict(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE, head=head_html(),
                   css_paths=[STATIC / "atelier.css"], allowed_paths=[], footer_links=["api", "settings"],
-                  show_error=False)
+                  show_error=False, app_kwargs={"middleware": [Middleware(FileAccessMiddleware)]})
     if args.auth:
         from core.users import UsersError, load_auth
         try:
@@ -65,8 +68,10 @@ def share_possible(timeout: float = 3.0) -> bool:
 
 def build_app():
     from ui import build_ui
+    from ui.file_access import install
     demo = build_ui()
     demo.queue(default_concurrency_limit=4)
+    install(demo)  # with --auth, a file Gradio serves is served only to the user it was handed to
     return demo
 
 

@@ -3,40 +3,23 @@ id or a name, tries to list, read, download, generate from, rename, delete or co
 private items and to fetch A's files by URL: every attempt fails, A's items are unchanged; A's public
 model works for B read-only.
 
-One app, started once as a subprocess with ``--auth`` (alice, bob) and ``--no-worker`` (alice's experiment
-stays queued: stop / continue / delete must not touch it). Alice's items are made through core before the
-server starts, in the same ATELIER_HOME."""
+One app, started once (tests/privacy_fixtures.py): ``--auth`` (alice, bob), ``--no-worker`` (alice's
+experiment stays queued: stop / continue / delete must not touch it)."""
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.privacy_fixtures import (ALICE, BOB, CK_NAME, DS_NAME, EXP_TITLE, PRIV_NAME, PUB_NAME, REPO,
+                                     two_user_server)
+
 gradio_client = pytest.importorskip("gradio_client")
 httpx = pytest.importorskip("httpx")
-
-ALICE = ("alice", "alice-password-1")
-BOB = ("bob", "bob-password-22")
-DS_NAME = "Alice secret set"
-EXP_TITLE = "Alice secret run"
-PRIV_NAME = "Alice private model"
-PUB_NAME = "Alice public model"
-CK_NAME = "alicetiny"
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def val(x):
     return x.get("value") if isinstance(x, dict) and x.get("__type__") == "update" else x
@@ -46,33 +29,6 @@ def refused(out) -> bool:
     """One sentence starting with ⚠ somewhere in the outputs, and no traceback."""
     text = json.dumps(out, default=str, ensure_ascii=False)
     return "⚠" in text and "Traceback" not in text
-
-
-def _setup_alice(home: Path) -> dict:
-    """Runs in a child process (torch, core) so the test process stays light: alice's items."""
-    code = f"""
-import json, os, sys
-sys.path.insert(0, {str(REPO)!r})
-from pathlib import Path
-from tests.tiny import write_blob_images, write_tiny_checkpoint
-from core.checkpoints import import_checkpoint
-from core.datasets import import_dataset
-from core.jobs import submit_experiment
-from core import models
-home = Path(os.environ['ATELIER_HOME'])
-ck = write_tiny_checkpoint(home.parent / 'tiny.safetensors')
-import_checkpoint(ck, name={CK_NAME!r}, user='alice', thumbnail=False)
-rep = import_dataset([str(write_blob_images(home.parent / 'blobs', n=12, size=64))], {DS_NAME!r}, user='alice')
-exp = submit_experiment('alice', title={EXP_TITLE!r}, dataset=rep.dataset_id, checkpoint={CK_NAME!r}, steps=4)
-priv = models.save_model('alice', weights_path=ck, name={PRIV_NAME!r}, source={{'step': 4}})
-pub = models.save_model('alice', weights_path=ck, name={PUB_NAME!r}, source={{'step': 4}})
-models.set_public(pub, 'alice', True)
-print(json.dumps(dict(ds=rep.dataset_id, exp=exp, priv=priv, pub=pub)))
-"""
-    env = {**os.environ, "ATELIER_HOME": str(home)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, timeout=300,
-                         capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _state(home: Path, ids: dict) -> dict:
@@ -107,49 +63,10 @@ print(json.dumps(dict(
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    base = tmp_path_factory.mktemp("privacy")
-    home, gtmp, tmp = base / "home", base / "gradio-tmp", base / "tmp"
-    for d in (home, gtmp, tmp):
-        d.mkdir()
-    sys.path.insert(0, str(REPO))
-    from core.users import add_user  # stdlib only
-    auth = base / "users.json"
-    add_user(auth, *ALICE)
-    add_user(auth, *BOB)
-    ids = _setup_alice(home)
-    port = free_port()
-    env = {**os.environ, "ATELIER_HOME": str(home), "GRADIO_TEMP_DIR": str(gtmp), "TMPDIR": str(tmp),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(base / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--auth", str(auth), "--data", str(home),
-                             "--no-worker"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((base / "server.log").read_text()[-3000:])
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("the app did not start: " + (base / "server.log").read_text()[-3000:])
-    try:
-        yield dict(url=url, home=home, ids=ids, before=_state(home, ids),
-                   alice=gradio_client.Client(url, auth=ALICE, verbose=False),
-                   bob=gradio_client.Client(url, auth=BOB, verbose=False))
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
-        log.close()
+    with two_user_server(tmp_path_factory.mktemp("privacy")) as srv:
+        yield dict(srv, before=_state(srv["home"], srv["ids"]),
+                   alice=gradio_client.Client(srv["url"], auth=ALICE, verbose=False),
+                   bob=gradio_client.Client(srv["url"], auth=BOB, verbose=False))
 
 
 def session(url: str, who: tuple[str, str]) -> "httpx.Client":
@@ -159,8 +76,8 @@ def session(url: str, who: tuple[str, str]) -> "httpx.Client":
     return c
 
 
-def call(c: "httpx.Client", api: str, *data) -> list:
-    """A named endpoint over plain HTTP (to see the file URLs a handler hands out)."""
+def call_event(c: "httpx.Client", api: str, *data) -> tuple[str | None, object]:
+    """A named endpoint over plain HTTP: the last event's kind ('complete', 'error') and its data."""
     r = c.post(f"/gradio_api/call/{api}", json={"data": list(data)})
     assert r.status_code == 200, r.text
     event = r.json()["event_id"]
@@ -171,8 +88,26 @@ def call(c: "httpx.Client", api: str, *data) -> list:
             kind = line.split(":", 1)[1].strip()
         elif line.startswith("data:") and kind in ("complete", "error"):
             payload = line.split(":", 1)[1].strip()
-    assert kind == "complete", body[-500:]
-    return json.loads(payload)
+    return kind, (json.loads(payload) if payload and payload != "null" else payload)
+
+
+def call(c: "httpx.Client", api: str, *data) -> list:
+    """A named endpoint over plain HTTP (to see the file URLs a handler hands out)."""
+    kind, payload = call_event(c, api, *data)
+    assert kind == "complete", (kind, payload)
+    return payload
+
+
+def upload(c: "httpx.Client", path: Path) -> str:
+    """Gradio's upload route, as the browser uses it: the stored path."""
+    with open(path, "rb") as f:
+        r = c.post("/gradio_api/upload", files=[("files", (path.name, f, "image/png"))])
+    assert r.status_code == 200, r.text
+    return r.json()[0]
+
+
+def file_value(path: str) -> dict:
+    return {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": Path(path).name}
 
 
 def file_urls(obj) -> list[str]:
@@ -294,10 +229,8 @@ def test_path_like_ids_are_refused(app):
 
 
 def test_files_by_url(app):
-    """What alice received, fetched by bob's session; the data root is never served to anyone.
-
-    Known limit (not asserted): a URL Gradio handed to alice (its cache, an unguessable sha256 folder)
-    is served to any signed-in session that has the URL, bob's included; anonymous gets 401."""
+    """What alice received is served to alice only: bob's session and anonymous get nothing, the same
+    404 as for a missing file; the data root is never served to anyone."""
     ids, home, url = app["ids"], app["home"], app["url"]
     a, b = session(url, ALICE), session(url, BOB)
     anon = httpx.Client(base_url=url, timeout=60)
@@ -307,9 +240,12 @@ def test_files_by_url(app):
         assert any(u.endswith(".safetensors") for u in urls), got
         for u in urls:
             assert a.get(u).status_code == 200, u                                   # alice gets what she was given
-            report = {"url": u, "bob": b.get(u).status_code, "anonymous": anon.get(u).status_code}
-            print("handed-out file:", report)
+            report = {"url": u, "bob": b.get(u).status_code, "anonymous": anon.get(u).status_code,
+                      "bob HEAD": b.head(u).status_code}
+            assert report["bob"] == report["bob HEAD"] == 404, report               # bound to alice
             assert report["anonymous"] in (401, 403, 404), report                   # sign-in is required
+            missing = u.rsplit("/", 1)[0] + "/no-such-file.png"
+            assert b.get(missing).status_code == a.get(missing).status_code == 404  # missing reads as forbidden
         weights = home / "users" / "alice" / "models" / ids["priv"]
         targets = [p for p in weights.rglob("*") if p.is_file()] + [home / "users.json", home / "users" / "alice"]
         for target in targets:
@@ -321,6 +257,27 @@ def test_files_by_url(app):
     finally:
         for c in (a, b, anon):
             c.close()
+
+
+def test_uploads_are_the_uploaders(app, tmp_path):
+    """A file alice uploads is fetchable by alice only, and bob cannot feed it to an endpoint."""
+    from PIL import Image
+    png = tmp_path / "alice-upload.png"
+    Image.effect_noise((256, 256), 60).convert("RGB").save(png)
+    a, b = session(app["url"], ALICE), session(app["url"], BOB)
+    try:
+        stored = upload(a, png)
+        assert a.get(f"/gradio_api/file={stored}").status_code == 200
+        assert b.get(f"/gradio_api/file={stored}").status_code == 404
+        kind, out = call_event(b, "preview_crops", [file_value(stored)], None, None, False, False, 0)
+        assert kind == "error", out                                                  # refused before the handler
+        kind, out = call_event(a, "preview_crops", [file_value(stored)], None, None, False, False, 0)
+        assert kind == "complete" and not refused(out), out
+        own = upload(b, png)                                                         # the same bytes, bob's own upload
+        assert b.get(f"/gradio_api/file={own}").status_code == 200
+    finally:
+        a.close()
+        b.close()
 
 
 def test_alices_items_are_unchanged(app):
