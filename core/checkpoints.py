@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from core import quota
 from core.storage import DEFAULT_USER, atomic_path, atomic_write_json, data_root, read_json
 
 ProgressFn = Callable[[int, "int | None"], None]
@@ -256,6 +257,12 @@ def _imported_file(rec: dict) -> Path:
     return _imported_dir() / f"{rec['id']}{rec['ext']}"
 
 
+def imported_files(user: str | None) -> list[Path]:
+    """The files kept for the user's imports (weights and thumbnails): what counts against their quota."""
+    return [path for rec in _imported(user).values()
+            for path in (_imported_file(rec), _thumb_path(f"imported-{rec['id']}"))]
+
+
 def _entry_dict(entry: CatalogEntry) -> dict:
     d = dataclasses.asdict(entry)
     d.update(kind="bundled" if entry.bundled_path else "catalog", size_text=entry.size_text)
@@ -421,11 +428,14 @@ def _total_from(resp, start: int) -> tuple[int, int | None]:
 
 
 def fetch_to_part(url: str, part: Path, progress_fn: ProgressFn | None = None,
-                  timeout: float = DEFAULT_TIMEOUT, max_bytes: int | None = None) -> int:
+                  timeout: float = DEFAULT_TIMEOUT, max_bytes: int | None = None,
+                  size_check: Callable[[int], None] | None = None) -> int:
     """Download ``url`` into ``part``, resuming from its current size; return the total bytes.
 
     A 206 answer appends; a 200 answer (a server that ignores Range) starts over. A connection
     that ends early raises :class:`DownloadError` and keeps ``part`` for the next attempt.
+    ``size_check(n)`` may raise to refuse: it is called with the announced size before anything
+    is written, and with the bytes received so far after each block.
     """
     if urllib.parse.urlparse(url).scheme not in ("http", "https"):
         raise DownloadError(f"Only http(s) URLs can be downloaded: {url}")
@@ -443,9 +453,11 @@ def fetch_to_part(url: str, part: Path, progress_fn: ProgressFn | None = None,
         if offset < 0:  # a 206 for a range we did not ask for: start over
             resp.close()
             part.unlink(missing_ok=True)
-            return fetch_to_part(url, part, progress_fn, timeout, max_bytes)
+            return fetch_to_part(url, part, progress_fn, timeout, max_bytes, size_check)
         if max_bytes is not None and total is not None and total > max_bytes:
             raise DownloadError(f"{url} is {_mb(total)}, more than the {_mb(max_bytes)} allowed")
+        if size_check is not None and total is not None:
+            size_check(total)
         done = offset
         with open(part, "r+b" if offset and part.exists() else "wb") as f:
             f.seek(offset)
@@ -464,6 +476,8 @@ def fetch_to_part(url: str, part: Path, progress_fn: ProgressFn | None = None,
                 done += len(block)
                 if max_bytes is not None and done > max_bytes:
                     raise DownloadError(f"{url} is larger than the {_mb(max_bytes)} allowed")
+                if size_check is not None:
+                    size_check(done)
                 if progress_fn:
                     progress_fn(done, total)
     if total is not None and done != total:
@@ -589,6 +603,8 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
 
     Returns the index record plus ``name`` and ``path``. A refused file is deleted and raises
     :class:`ImportRefused`; a name that is taken or not plain raises :class:`CheckpointsError`.
+    The file counts against the user's storage quota: one that does not fit is refused before
+    anything is written (a download without a length, as soon as it has received too much).
     """
     user = user or DEFAULT_USER
     source = os.fspath(path_or_url)
@@ -612,12 +628,18 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
         raise CheckpointsError(f"{name!r} is the name of a catalog entry: choose another name")
     if name in taken:
         raise CheckpointsError(f"You already have a checkpoint named {name!r}: remove it or choose another name")
+    try:
+        room = quota.room(user, "this checkpoint")
+        if not is_url:
+            room.check(src.stat().st_size)
+    except quota.QuotaError as e:
+        raise ImportRefused(str(e)) from None
     cid = secrets.token_hex(8)
     dest = _imported_dir() / f"{cid}{suffix}"
     tmp = _imported_dir() / f"{cid}.part"
     try:
         if is_url:
-            fetch_to_part(source, tmp, progress_fn, timeout, max_bytes=MAX_IMPORT_BYTES)
+            fetch_to_part(source, tmp, progress_fn, timeout, max_bytes=MAX_IMPORT_BYTES, size_check=room.check)
         else:
             shutil.copyfile(src, tmp)
         try:
@@ -627,6 +649,9 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
             raise ImportRefused(f"{shown} is not a usable StyleGAN2 checkpoint ({e}); nothing was kept") from None
         digest = sha256_file(tmp)
         os.replace(tmp, dest)
+    except quota.QuotaExceeded as e:
+        tmp.unlink(missing_ok=True)
+        raise ImportRefused(str(e)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

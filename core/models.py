@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import quota
 from .storage import DEFAULT_USER, atomic_path, atomic_write_json, data_root, read_json, user_dir
 
 __all__ = ["ModelError", "ModelNotFound", "ModelNotOwner", "save_model", "list_models", "get_model",
@@ -172,6 +173,7 @@ def save_model(user: str, *, weights_path, name: str, source: dict | None = None
     ``source`` holds the provenance: ``experiment`` (id), ``step``, ``dataset``, ``base_model``
     and ``steps`` (the run's planned steps); unknown keys are kept under ``source``. The sample
     grid is ``grid_path``, else the snapshot's own ``step-N.png`` beside it, else rendered here.
+    A copy that would take the user past their storage quota is refused before anything is written.
     """
     from .stylegan import CheckpointError, read_native_metadata
     name = validate_name(name)
@@ -209,13 +211,17 @@ def save_model(user: str, *, weights_path, name: str, source: dict | None = None
         "source": {k: v for k, v in source.items() if isinstance(v, (str, int, float, bool, type(None)))},
     }
     models = _models_dir(user)
+    grid = Path(grid_path) if grid_path else weights_path.with_suffix(".png")
+    try:
+        quota.check_room(user, record["bytes"] + (grid.stat().st_size if grid.is_file() else 0), "this model")
+    except quota.QuotaError as e:
+        raise ModelError(str(e)) from None
     tmp = models / f".tmp-{model_id}"
     tmp.mkdir()
     try:
         shutil.copyfile(weights_path, tmp / WEIGHTS)
         with open(tmp / WEIGHTS, "rb+") as f:
             os.fsync(f.fileno())
-        grid = Path(grid_path) if grid_path else weights_path.with_suffix(".png")
         if grid.is_file():
             shutil.copyfile(grid, tmp / GRID)
         else:

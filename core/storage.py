@@ -22,13 +22,27 @@ def data_root() -> Path:
     return root
 
 
+def user_root(user: str) -> Path:
+    """``<root>/users/<user>``, checked to be a plain folder name (not created here)."""
+    if not isinstance(user, str) or not user or "/" in user or "\\" in user or user.startswith(".") or "\0" in user:
+        raise ValueError(f"Invalid user name: {user!r}")
+    return data_root() / "users" / user
+
+
 def user_dir(user: str, kind: str) -> Path:
     """``<root>/users/<user>/<kind>``: the per-user folder for datasets, experiments or models."""
-    if not user or "/" in user or "\\" in user or user.startswith(".") or "\0" in user:
-        raise ValueError(f"Invalid user name: {user!r}")
-    path = data_root() / "users" / user / kind
+    path = user_root(user) / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def human_bytes(n: int) -> str:
+    """``532 bytes``, ``1.2 MB``, ``48.2 GB``: decimal units, as the sizes shown everywhere."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
 
 
 @contextmanager

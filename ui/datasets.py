@@ -11,6 +11,7 @@ import gradio as gr
 from PIL import Image, ImageDraw
 
 from core import datasets as ds_core
+from core import quota
 from core.sample_data import make_sample_dataset
 
 from .common import NEW, Nav, go_to, ok_text, safe, scratch_dir, served, user_of, when
@@ -60,6 +61,7 @@ class DatasetsUI:
     confirm_yes: gr.Button
     confirm_no: gr.Button
     list_message: gr.Markdown
+    storage: gr.Markdown
 
 
 def build_datasets() -> DatasetsUI:
@@ -88,6 +90,7 @@ def build_datasets() -> DatasetsUI:
                 count_md = gr.Markdown(ADVICE)
                 import_btn = gr.Button("Import dataset", variant="primary")
                 message = gr.Markdown(elem_classes=["atelier-msg"])
+                storage = gr.Markdown(elem_classes=["atelier-storage"])
         previews = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Crop preview: the same images as center · random · random (again) · no crop",
                               columns=6, height=420, object_fit="contain", visible=False)
         report = gr.Markdown()
@@ -180,12 +183,20 @@ def listing_view(items: list[dict]) -> tuple[list, list]:
                      for d in items]
 
 
+def storage_view(user: str) -> str:
+    try:
+        return quota.storage_line(user)
+    except quota.QuotaError as e:  # a bad ATELIER_USER_QUOTA_GB: say so instead of a usage line
+        return str(e)
+
+
 def refresh(ui: DatasetsUI, user: str, select: str | None = None) -> dict:
     items = ds_core.list_datasets(user)
     gallery, choices = listing_view(items)
     value = select if select else (choices[0][1] if choices else None)
     return {ui.listing: gallery, ui.chosen: gr.Dropdown(choices=choices, value=value),
-            ui.welcome: gr.Column(visible=not items), ui.listing_box: gr.Column(visible=bool(items))}
+            ui.welcome: gr.Column(visible=not items), ui.listing_box: gr.Column(visible=bool(items)),
+            ui.storage: storage_view(user)}
 
 
 def _sample_sources() -> list[str]:
@@ -196,7 +207,7 @@ def _sample_sources() -> list[str]:
 
 def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
     errors = (ds_core.DatasetError,)
-    list_outputs = [ui.listing, ui.chosen, ui.welcome, ui.listing_box, ui.list_message]
+    list_outputs = [ui.listing, ui.chosen, ui.welcome, ui.listing_box, ui.list_message, ui.storage]
 
     @safe(ui.list_message, errors)
     def list_datasets(request: gr.Request):

@@ -1,4 +1,5 @@
-"""``python -m core.cli users add|remove|passwd|list``: the accounts of ``python app.py --auth FILE``."""
+"""``python -m core.cli users add|remove|passwd|list|quota``: the accounts of ``python app.py --auth FILE``
+and their storage quotas."""
 from __future__ import annotations
 
 import sys
@@ -22,7 +23,17 @@ def register(subparsers) -> None:
         a.set_defaults(func=run, action=action)
     ls = sub.add_parser("list", help="list user names")
     ls.add_argument("--file", default=None, help="auth file (default: <ATELIER_HOME>/users.json)")
+    ls.add_argument("--usage", action="store_true", help="also show each user's storage use and quota")
     ls.set_defaults(func=run, action="list")
+    q = sub.add_parser("quota", help="show or set a user's storage quota",
+                       description="Without --gb or --default: show the user's storage use and quota. The default "
+                                   "quota is ATELIER_USER_QUOTA_GB (50 GB when unset; 0 = no limit).")
+    q.add_argument("name", metavar="NAME", help="the user (also 'local', who owns what is made without --auth)")
+    how = q.add_mutually_exclusive_group()
+    how.add_argument("--gb", default=None, metavar="N", help="give NAME a quota of N GB (0 = no limit)")
+    how.add_argument("--default", action="store_true", help="NAME goes back to the default quota")
+    q.add_argument("--file", default=None, help="auth file: NAME must be one of its users")
+    q.set_defaults(func=run_quota)
 
 
 def _password(args) -> str:
@@ -48,7 +59,7 @@ def run(args) -> int:
     try:
         if args.action == "list":
             for name in users.list_users(path):
-                print(name)
+                print(f"{name}\t{_usage(name)}" if args.usage else name)
             return 0
         users.validate_username(args.name)
         if args.action == "add":
@@ -64,4 +75,29 @@ def run(args) -> int:
             print(f"removed {args.name} from {path} (their data under the data root is kept)")
     except users.UsersError as e:
         raise UserError(str(e)) from None
+    return 0
+
+
+def _usage(name: str) -> str:
+    from core import quota
+    try:
+        return quota.usage_text(name)
+    except quota.QuotaError as e:
+        raise UserError(str(e)) from None
+
+
+def run_quota(args) -> int:
+    from core import quota, users
+    try:
+        users.validate_username(args.name)
+        if args.file is not None and args.name not in users.list_users(args.file):
+            raise users.UsersError(f"No user named {args.name!r} in {args.file}")
+        if args.default:
+            quota.set_quota(args.name, None)
+        elif args.gb is not None:
+            quota.set_quota(args.name, quota.parse_gb(args.gb, "--gb"))
+    except (users.UsersError, quota.QuotaError) as e:
+        raise UserError(str(e)) from None
+    own = quota.overrides().get(args.name)
+    print(f"{args.name}: {_usage(args.name)} ({'default quota' if own is None else 'own quota'})")
     return 0

@@ -9,7 +9,8 @@ from pathlib import Path
 from core.storage import DEFAULT_USER, read_json
 
 from . import store
-from .common import DatasetError, human_bytes, inflated_count, validate_crop, validate_inflate, validate_resolution
+from .common import (DatasetError, check_room, human_bytes, inflated_count, packed_bytes_estimate, storage_room,
+                     validate_crop, validate_inflate, validate_resolution)
 from .packed import PackedDataset, PackWriter
 from .workers import run_tasks
 
@@ -78,16 +79,21 @@ def delete_dataset(name_or_id: str, user: str = DEFAULT_USER) -> dict:
 
 # --- packing ----------------------------------------------------------------------------------
 
-def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, workers) -> Path:
+def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, workers, user: str | None = None) -> Path:
+    """Pack a dataset folder; with ``user``, within their storage quota (checked before and while packing)."""
     meta = _meta(folder)
     res = validate_resolution(resolution)
     crop = validate_crop(crop or meta["crop"])
     dest = folder / "packs" / f"{crop}-{res}"
     if (dest / "pack.json").exists():
         return dest
-    tmp = folder / "packs" / f".tmp-{secrets.token_hex(6)}"
     inf = validate_inflate(meta.get("inflate"))
+    room = storage_room(user, f"a {res} px copy of this dataset") if user is not None else None
+    if room is not None:
+        check_room(room, packed_bytes_estimate(len(meta["files"]), res, crop, inf))
+    tmp = folder / "packs" / f".tmp-{secrets.token_hex(6)}"
     writer = PackWriter(tmp, res, crop, inf)
+    written = 0
     try:
         opt = {"resolution": res, "crop": crop, "inflate": inf, "background": tuple(meta.get("background", (255, 255, 255))),
                "min_size": 1, "store_dir": None}
@@ -98,6 +104,9 @@ def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, w
             if r["ok"]:
                 for a in r["packed"]:
                     writer.append(a)
+                    written += a.size
+                if room is not None:
+                    check_room(room, written)
             _progress(progress_fn, k, len(files))
         if len(writer) == 0:
             raise DatasetError("The dataset's stored images could not be read.")
@@ -120,9 +129,9 @@ def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, w
 def pack_dataset(name_or_id: str, resolution: int, user: str = DEFAULT_USER, *, crop: str | None = None,
                  progress_fn=None, workers: int | None = None) -> Path:
     """The pack folder of a dataset at ``resolution`` (and its crop mode unless ``crop`` is given),
-    made from the stored images if it does not exist yet. Idempotent."""
+    made from the stored images if it does not exist yet, within the user's storage quota. Idempotent."""
     _, folder = store.resolve(name_or_id, user)
-    return _pack_folder(folder, resolution, crop, progress_fn, workers)
+    return _pack_folder(folder, resolution, crop, progress_fn, workers, user)
 
 
 def open_packed(name_or_id_or_path, resolution: int, user: str = DEFAULT_USER, *, crop: str | None = None,

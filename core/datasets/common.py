@@ -7,6 +7,9 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
+from core import quota
+from core.storage import human_bytes  # noqa: F401 - the dataset modules import it from here
+
 # Limits from the original service: checked before any work is stored.
 MAX_IMAGES = 25_000
 MAX_TOTAL_BYTES = 5 * 1000**3          # 5 GB of source files (zip members: uncompressed size)
@@ -114,12 +117,27 @@ def inflated_count(n: int, inflate: dict | None) -> int:
     return n * (1 + int(inf["mirror"]) + 3 * int(inf["rotate"]) + inf["zoom"])
 
 
-def human_bytes(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
+def packed_bytes_estimate(count: int, resolution: int, crop: str, inflate: dict | None) -> int:
+    """About what packing ``count`` images takes: 3 bytes a pixel, a third more for random crops
+    (they keep the long side)."""
+    square = 3 * resolution * resolution * inflated_count(count, inflate)
+    return square * 4 // 3 if crop == "random" else square
+
+
+def storage_room(user: str, what: str = "this dataset") -> "quota.Room":
+    """The user's storage room (see :mod:`core.quota`); a bad quota setting is a DatasetError."""
+    try:
+        return quota.room(user, what)
+    except quota.QuotaError as e:
+        raise DatasetError(str(e)) from None
+
+
+def check_room(room: "quota.Room", need_bytes: int) -> None:
+    """Refuse with the quota's one sentence, as a DatasetError (what the UI and the CLI show)."""
+    try:
+        room.check(need_bytes)
+    except quota.QuotaExceeded as e:
+        raise DatasetError(str(e)) from None
 
 
 @dataclass

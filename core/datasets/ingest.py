@@ -20,8 +20,8 @@ from core.storage import DEFAULT_USER, atomic_write_json, read_json
 
 from . import store
 from .common import (MIN_SIZE, NEAR_DUP_BITS, SUGGESTED_RANGE, WARN_BELOW, DatasetError, DatasetExists,
-                     ImportReport, inflated_count, validate_crop, validate_inflate, validate_name,
-                     validate_resolution)
+                     ImportReport, check_room, inflated_count, packed_bytes_estimate, storage_room,
+                     validate_crop, validate_inflate, validate_name, validate_resolution)
 from .catalog import pack_dataset
 from .packed import PackWriter
 from .sources import Video, iter_items, plan_sources
@@ -97,7 +97,9 @@ def import_dataset(sources, name: str, *, user: str = DEFAULT_USER, crop: str = 
     Every file is validated; each refused one is listed in the report with its reason. The
     normalised images are stored; with ``resolution`` the dataset is also packed at once.
     An existing name is refused unless ``replace=True``; a replacement is swapped in only when
-    complete. Raises DatasetError (one-line message, ``.report`` when available) on bad input.
+    complete. Raises DatasetError (one-line message, ``.report`` when available) on bad input,
+    and when the dataset would not fit in the user's storage quota: before anything is written
+    for the sources' size (plus the pack), and during the import for what it actually writes.
     ``progress_fn(done, total)`` is called after each file.
     """
     t0 = time.monotonic()
@@ -118,6 +120,8 @@ def import_dataset(sources, name: str, *, user: str = DEFAULT_USER, crop: str = 
     for label, reason in plan.rejected:
         report.reject(label, reason)
     report.total = len(plan.rejected)
+    room = storage_room(user)
+    check_room(room, plan.total_bytes + (packed_bytes_estimate(plan.count, res, crop, inf) if res else 0))
 
     ds_id, tmp = store.new_build_dir(user)
     writer = None
@@ -132,7 +136,7 @@ def import_dataset(sources, name: str, *, user: str = DEFAULT_USER, crop: str = 
         files, hashes, thumbs = [], [], []
         first_of: dict[bytes, str] = {}
         exact: dict[str, list[str]] = {}
-        upscaled = 0
+        upscaled, written = 0, 0
         expected = plan.count + report.total
         for r in run_tasks(tasks, workers, plan.count):
             report.total += 1
@@ -161,6 +165,9 @@ def import_dataset(sources, name: str, *, user: str = DEFAULT_USER, crop: str = 
                 if writer is not None:
                     for a in r["packed"]:
                         writer.append(a)
+                        written += a.size
+                written += r["stored_bytes"]
+                check_room(room, written)
                 report.accepted += 1
                 report.accepted_files.append(label)
             _progress(progress_fn, report.total, expected)

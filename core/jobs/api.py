@@ -5,11 +5,14 @@ Every function takes the acting user and checks ownership: another user's id rai
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import struct
 import time
 from pathlib import Path
 
+from .. import quota
 from . import store
 from .store import ACTIVE, RUNNING, JobsError, LimitReached, NotFound
 
@@ -17,6 +20,7 @@ DEFAULT_MAX_JOBS_PER_USER = 5
 LOG_KEEP = 500
 LOG_FILE = "log.txt"
 CROPS = ("center", "random", "none", "pad")
+STATE_IN_GENERATORS = 7   # the resumable state: G, G_ema, D (about G's size) and Adam's two moments of G and D
 
 
 def max_jobs_per_user() -> int:
@@ -40,13 +44,55 @@ def _options(options: dict | None, steps: int) -> dict:
         raise JobsError(f"Invalid training option {str(e)[:200]}") from None
 
 
+def _generator_bytes(checkpoint: Path) -> int:
+    """Bytes of a checkpoint's G_ema without loading it: from a native file's header, else a third
+    of the file (official files hold G, G_ema and D of about the same size)."""
+    try:
+        with open(checkpoint, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n)) if n <= 100_000_000 else {}
+        sizes = [v["data_offsets"][1] - v["data_offsets"][0] for k, v in header.items() if k.startswith("G_ema.")]
+        if sizes:
+            return sum(sizes)
+    except (OSError, struct.error, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        pass
+    try:
+        return checkpoint.stat().st_size // 3
+    except OSError:
+        return 0
+
+
+def run_bytes_estimate(run_dir: Path, checkpoint: Path | None, done: int, total: int, snapshot_every: int) -> int:
+    """About what training from step ``done`` to ``total`` adds to a run folder: every snapshot
+    (one per ``snapshot_every`` steps, the last step, and step 0 of a new run) the size of the
+    run's last one, or for a new run of the checkpoint's G_ema, plus the resumable state once."""
+    from ..stylegan import run_files
+    ahead = total // snapshot_every - done // snapshot_every + (1 if total % snapshot_every else 0)
+    steps = run_files.list_snapshots(run_dir)
+    if steps:
+        try:
+            return ahead * sum(p.stat().st_size for p in run_files.snapshot_paths(run_dir, steps[-1]))
+        except FileNotFoundError:
+            pass
+    per_snapshot = _generator_bytes(checkpoint) if checkpoint is not None else 0
+    return per_snapshot * (ahead + 1 + STATE_IN_GENERATORS)
+
+
+def _check_room(user: str, need_bytes: int, what: str) -> None:
+    try:
+        quota.check_room(user, need_bytes, what)
+    except quota.QuotaError as e:
+        raise JobsError(str(e)) from None
+
+
 def submit_experiment(user: str, *, title: str, dataset: str, checkpoint: str, steps: int = 3000,
                       crop: str = "center", options: dict | None = None, max_jobs: int | None = None,
                       allow_paths: bool = False) -> str:
     """Queue a new experiment for ``user``; returns its opaque id. Raises LimitReached or JobsError.
 
     ``checkpoint`` is a catalog or imported name; a file path only with ``allow_paths=True`` (the CLI,
-    run by whoever owns the server): a client must never point the worker at a file of its choice."""
+    run by whoever owns the server): a client must never point the worker at a file of its choice.
+    A run whose snapshots would not fit in the user's storage quota is refused (JobsError)."""
     from .. import datasets
     from ..checkpoints import CheckpointsError, resolve_checkpoint
     if title is not None and not isinstance(title, str):
@@ -66,12 +112,15 @@ def submit_experiment(user: str, *, title: str, dataset: str, checkpoint: str, s
     except datasets.DatasetError as e:
         raise JobsError(str(e)) from None
     try:
-        resolve_checkpoint(checkpoint, user=user, allow_paths=allow_paths)
+        checkpoint_path = resolve_checkpoint(checkpoint, user=user, allow_paths=allow_paths)
     except CheckpointsError as e:
         raise JobsError(str(e)) from None
+    exp_id = store.new_id()
+    _check_room(user, run_bytes_estimate(store.run_dir(user, exp_id), checkpoint_path, 0, opts["steps"],
+                                         opts["snapshot_every"]), "this experiment")
     limit = max_jobs_per_user() if max_jobs is None else max_jobs
     now = time.time()
-    rec = {"id": store.new_id(), "owner": user, "title": title, "dataset": ds["id"], "dataset_name": ds["name"],
+    rec = {"id": exp_id, "owner": user, "title": title, "dataset": ds["id"], "dataset_name": ds["name"],
            "checkpoint": str(checkpoint), "crop": crop, "steps": opts["steps"], "options": opts, "state": "queued",
            "step": 0, "eta_seconds": None, "sec_per_step": None, "created": now, "started": None,
            "finished": None, "error": None, "worker": None, "heartbeat": None, "resolution": None}
@@ -135,8 +184,25 @@ def stop_experiment(exp_id: str, user: str) -> dict:
     return get_experiment(exp_id, user)
 
 
+def _check_room_to_continue(exp_id: str, user: str, steps) -> None:
+    from ..checkpoints import CheckpointsError, resolve_checkpoint
+    rec = get_experiment(exp_id, user)
+    total = _whole_steps(steps if steps is not None else rec["steps"])
+    if total <= rec["step"]:
+        return  # refused below with its own message
+    try:
+        checkpoint = resolve_checkpoint(rec["checkpoint"], user=user)
+    except CheckpointsError:
+        checkpoint = None
+    need = run_bytes_estimate(Path(rec["run_dir"]), checkpoint, rec["step"], total,
+                              int(rec["options"].get("snapshot_every") or 1))
+    _check_room(user, need, f"{total - rec['step']:,} more steps")
+
+
 def continue_experiment(exp_id: str, user: str, steps: int | None = None, *, max_jobs: int | None = None) -> dict:
-    """Requeue a stopped, finished or failed experiment; ``steps`` is the new total (more than done)."""
+    """Requeue a stopped, finished or failed experiment; ``steps`` is the new total (more than done).
+    More steps whose snapshots would not fit in the user's storage quota are refused (JobsError)."""
+    _check_room_to_continue(exp_id, user, steps)
     limit = max_jobs_per_user() if max_jobs is None else max_jobs
     with store.transaction() as c:
         rec = _owned(c, exp_id, user)

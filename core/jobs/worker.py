@@ -6,7 +6,8 @@ One worker per device; several (threads or processes, one per GPU) share the que
 a claim is one transaction, and each running record carries its worker's identity and a
 heartbeat. Orphans (worker dead or silent past the lease) are requeued by any worker, and
 train() resumes from the run's last snapshot. A failure marks the experiment failed with a
-one-line reason and the worker goes on.
+one-line reason and the worker goes on. A run whose next snapshot would take its owner past their
+storage quota stops at its last snapshot, with the quota's sentence as its error.
 """
 from __future__ import annotations
 
@@ -151,15 +152,20 @@ class Worker:
             say(f"finished at step {result['step']:,}")
             return self._set(exp_id, state="finished", step=result["step"], finished=time.time(), eta_seconds=0,
                              worker=None)
-        why = "time budget spent" if result["state"] == "time_budget" else "stopped by the user"
+        if result["state"] == "storage_full":
+            why = error = result["reason"]
+        elif result["state"] == "time_budget":
+            why, error = "time budget spent", "Time budget spent."
+        else:
+            why, error = "stopped by the user", None
         say(f"stopped at step {result['step']:,} ({why})")
         with store.transaction() as c:
             store.set_abort(c, exp_id, False)
         return self._set(exp_id, state="stopped", step=result["step"], finished=time.time(), eta_seconds=None,
-                         worker=None, error="Time budget spent." if result["state"] == "time_budget" else None)
+                         worker=None, error=error)
 
     def _train(self, rec: dict, say, abort_fn) -> dict:
-        from .. import datasets
+        from .. import datasets, quota
         from ..checkpoints import resolve_checkpoint
         from ..stylegan import load_checkpoint
         from ..stylegan.train import train
@@ -198,7 +204,8 @@ class Worker:
         provenance = {"experiment": exp_id, "title": rec["title"], "checkpoint": rec["checkpoint"],
                       "dataset": rec["dataset"], "crop": rec["crop"]}
         result = train(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt, progress_fn=progress,
-                       abort_fn=abort_fn, provenance=provenance, log=say)
+                       abort_fn=abort_fn, provenance=provenance, log=say,
+                       check_storage=lambda need: quota.check_room(owner, need, "the next snapshot"))
         if len(per_step) >= 10:
             median = sorted(per_step)[len(per_step) // 2]
             eta.record_observed(ckpt.resolution, ckpt.g_kwargs, store.run_dir(owner, exp_id), self.device, median)

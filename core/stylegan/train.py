@@ -4,7 +4,8 @@
 
 Re-running with the same run_dir continues from its state file; `cfg.steps` may be raised to
 continue a finished run. abort_fn is polled every step; an abort (or Ctrl-C, or the time budget)
-still writes a final snapshot, so nothing but the current step is lost.
+still writes a final snapshot, so nothing but the current step is lost. check_storage, when given,
+is asked before every snapshot; a refusal stops the run at its last snapshot.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..quota import QuotaExceeded
 from ..storage import atomic_write_json
 from . import run_files
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -88,6 +90,39 @@ def _snapshot(trainer: Trainer, cfg: TrainConfig, run_dir: Path, provenance: dic
     return record
 
 
+def _tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _snapshot_growth(trainer: Trainer, cfg: TrainConfig, run_dir: Path) -> int:
+    """About how many bytes the next snapshot adds to the run folder: the files of the last one;
+    for the first, G_ema, a raw-size grid, and the resumable state (G, G_ema, D, Adam's two moments)."""
+    steps = run_files.list_snapshots(run_dir)
+    if steps:
+        try:
+            return sum(p.stat().st_size for p in run_files.snapshot_paths(run_dir, steps[-1]))
+        except FileNotFoundError:
+            pass
+    weights = _tensor_bytes(trainer.G_ema.state_dict().values())
+    grid = 3 * trainer.resolution ** 2 * len(cfg.grid_seeds)
+    trained = [p for net in (trainer.G, trainer.D) for p in net.parameters()]
+    state = weights + _tensor_bytes(trainer.G.state_dict().values()) + _tensor_bytes(trainer.D.state_dict().values()) \
+        + 2 * _tensor_bytes(trained)
+    state_path = run_dir / STATE_FILE
+    return weights + grid + max(0, state - (state_path.stat().st_size if state_path.exists() else 0))
+
+
+def _refusal(check_storage, trainer: Trainer, cfg: TrainConfig, run_dir: Path) -> str | None:
+    """None when the next snapshot may be written, else check_storage's one-line refusal."""
+    if check_storage is None:
+        return None
+    try:
+        check_storage(_snapshot_growth(trainer, cfg, run_dir))
+    except QuotaExceeded as e:
+        return str(e)
+    return None
+
+
 def _metrics(trainer: Trainer, cfg: TrainConfig, dataset) -> dict:
     """The metrics asked for in cfg.metrics, between G_ema samples and the training images."""
     from . import metrics
@@ -130,8 +165,13 @@ def _step_fitting_memory(trainer: Trainer, cfg: TrainConfig, reals, log) -> dict
 
 
 def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=None, abort_fn=None,
-          provenance: dict | None = None, log=print) -> dict:
-    """Train until cfg.steps, an abort, or the time budget. Returns {state, step, reason}."""
+          provenance: dict | None = None, log=print, check_storage=None) -> dict:
+    """Train until cfg.steps, an abort, or the time budget. Returns {state, step}.
+
+    ``check_storage(need_bytes)`` is called before each snapshot and may raise
+    :class:`core.quota.QuotaExceeded`: the run then ends without writing it, at its last complete
+    snapshot, and returns ``{state: "storage_full", step: <that snapshot's step>, reason: <message>}``.
+    """
     cfg = cfg.validate()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -144,11 +184,14 @@ def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=No
                             f"pack the dataset at {trainer.resolution} px")
     atomic_write_json(run_dir / "config.json", dict(config=cfg.to_dict(), provenance=provenance, **trainer.lr_info()))
     if not run_files.list_snapshots(run_dir):
+        refused = _refusal(check_storage, trainer, cfg, run_dir)
+        if refused:
+            return _out_of_storage(run_dir, refused)
         run_files.append_stats(run_dir, _snapshot(trainer, cfg, run_dir, provenance, dataset))
     loader = BatchLoader(dataset, trainer.batch, seed=cfg.seed, mirror=cfg.mirror, device=trainer.device,
                          start_step=trainer.step)
     started, done_steps, avg = time.monotonic(), 0, None
-    outcome = "finished"
+    outcome, refused = "finished", None
     try:
         while trainer.step < cfg.steps:
             if abort_fn is not None and abort_fn():
@@ -164,6 +207,9 @@ def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=No
             done_steps += 1
             record = dict(stats, step=trainer.step, sec_per_step=round(avg, 4), kimg=trainer.run_nimg / 1000)
             if trainer.step % cfg.snapshot_every == 0 or trainer.step == cfg.steps:
+                refused = _refusal(check_storage, trainer, cfg, run_dir)
+                if refused:
+                    break
                 record.update(_snapshot(trainer, cfg, run_dir, provenance, dataset))
             if record.get("snapshot") or trainer.step % LOG_EVERY == 0:
                 run_files.append_stats(run_dir, record)
@@ -173,10 +219,22 @@ def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=No
         outcome = "stopped"
     finally:
         loader.close()
-    if trainer.step not in run_files.list_snapshots(run_dir):
-        record = _snapshot(trainer, cfg, run_dir, provenance, dataset)
-        run_files.append_stats(run_dir, record)
+    if not refused and trainer.step not in run_files.list_snapshots(run_dir):
+        refused = _refusal(check_storage, trainer, cfg, run_dir)
+        if not refused:
+            run_files.append_stats(run_dir, _snapshot(trainer, cfg, run_dir, provenance, dataset))
+    if refused:
+        return _out_of_storage(run_dir, refused)
     return {"state": outcome, "step": trainer.step}
+
+
+def _out_of_storage(run_dir: Path, reason: str) -> dict:
+    """End a run refused by check_storage at its last complete snapshot (stats after it dropped)."""
+    steps = run_files.list_snapshots(run_dir)
+    last = steps[-1] if steps else 0
+    if steps:
+        run_files.truncate_stats(run_dir, last)
+    return {"state": "storage_full", "step": last, "reason": reason}
 
 
 def read_config(run_dir) -> dict:
