@@ -21,6 +21,21 @@ def timeit(fn, *, repeat: int = 5, warmup: int = 1) -> list[float]:
     return times
 
 
+def timeit_pairs(fa, fb, *, repeat: int = 5, warmup: int = 1) -> tuple[list[float], list[float]]:
+    """Times of ``fa`` and ``fb`` run in turn (A B A B ...), so a drift in the machine's speed
+    touches both alike; compare them pair by pair."""
+    for _ in range(warmup):
+        fa()
+        fb()
+    ta, tb = [], []
+    for _ in range(repeat):
+        for fn, times in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return ta, tb
+
+
 def median(xs) -> float:
     return statistics.median(xs)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine, median, official_networks, timeit  # noqa: E402
+from bench.common import machine, median, official_networks, timeit, timeit_pairs  # noqa: E402
 from core.stylegan.networks import Generator  # noqa: E402
 
 
@@ -46,17 +46,20 @@ def main() -> None:
                 ours(z, noise_mode="const")
             if device.type == "cuda":
                 torch.cuda.synchronize()
-        ips = batch / median(timeit(run_ours, repeat=a.repeat))
-        line = f"batch {batch}: atelier {ips:.2f} img/s"
-        if theirs is not None:
-            def run_theirs():
-                with torch.inference_mode():
-                    theirs(z, None, noise_mode="const", force_fp32=device.type != "cuda")
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-            ref = batch / median(timeit(run_theirs, repeat=a.repeat))
-            line += f" | official {ref:.2f} img/s | ratio {ips / ref:.2f}x"
-        print(line, flush=True)
+
+        if theirs is None:
+            print(f"batch {batch}: atelier {batch / median(timeit(run_ours, repeat=a.repeat)):.2f} img/s", flush=True)
+            continue
+
+        def run_theirs():
+            with torch.inference_mode():
+                theirs(z, None, noise_mode="const", force_fp32=device.type != "cuda")
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        t_ours, t_theirs = timeit_pairs(run_ours, run_theirs, repeat=a.repeat)
+        ratios = sorted(b / a_ for a_, b in zip(t_ours, t_theirs))
+        print(f"batch {batch}: atelier {batch / median(t_ours):.2f} img/s | official {batch / median(t_theirs):.2f} img/s"
+              f" | ratio {median(ratios):.2f}x (pairs {ratios[0]:.2f}-{ratios[-1]:.2f})", flush=True)
 
 
 if __name__ == "__main__":

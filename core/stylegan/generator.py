@@ -80,23 +80,23 @@ class SynthesisBlock(nn.Module):
             self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2)
 
     def forward(self, x, img, ws, noise_mode="random", fused=True, force_fp32=False, channels_last=False):
-        # ws: [N, num_conv + num_torgb, w_dim]
+        """ws: [N, num_conv + num_torgb, w_dim]. Without autograd, ``x`` may be overwritten."""
         w_iter = iter(ws.unbind(dim=1))
         dtype = block_dtype(self.use_fp16, ws.device, force_fp32)
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         if self.in_channels == 0:
             x = self.const.to(dtype=dtype, memory_format=torch.contiguous_format)
             x = x.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1).to(memory_format=fmt)
-            x = self.conv1(x, next(w_iter), noise_mode, fused)
+            x = self.conv1(x, next(w_iter), noise_mode, fused, consume_input=True)
         elif self.architecture == "resnet":
             x = x.to(dtype=dtype, memory_format=fmt)
             y = self.skip(x, gain=math.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), noise_mode, fused)
-            x = y + self.conv1(x, next(w_iter), noise_mode, fused, gain=math.sqrt(0.5))
+            x = self.conv0(x, next(w_iter), noise_mode, fused, consume_input=True)
+            x = y + self.conv1(x, next(w_iter), noise_mode, fused, gain=math.sqrt(0.5), consume_input=True)
         else:
             x = x.to(dtype=dtype, memory_format=fmt)
-            x = self.conv0(x, next(w_iter), noise_mode, fused)
-            x = self.conv1(x, next(w_iter), noise_mode, fused)
+            x = self.conv0(x, next(w_iter), noise_mode, fused, consume_input=True)
+            x = self.conv1(x, next(w_iter), noise_mode, fused, consume_input=True)
         if img is not None:
             img = ops.upsample2d(img, self.resample_filter)
         if self.is_last or self.architecture == "skip":

@@ -66,7 +66,7 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused: bool = True,
-                gain: float = 1.0) -> torch.Tensor:
+                gain: float = 1.0, consume_input: bool = False) -> torch.Tensor:
         styles = self.affine(w)  # [N, I]
         noise = None
         if self.use_noise and noise_mode == "random":
@@ -74,7 +74,7 @@ class SynthesisLayer(nn.Module):
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         x = ops.modulated_conv2d(x, self.weight, styles, noise, up=self.up, padding=self.padding,
-                                 resample_filter=self.resample_filter, fused=fused)
+                                 resample_filter=self.resample_filter, fused=fused, consume_input=consume_input)
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return ops.bias_act(x, self.bias, act="lrelu", gain=ops.ACT_GAINS["lrelu"] * gain, clamp=clamp)
 

@@ -32,11 +32,18 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
     px0, px1, py0, py1 = padding
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
     f = (f * gain).to(x.dtype).flip([0, 1])  # true convolution
     weight = f[None, None].expand(c, 1, *f.shape)
-    x = F.conv2d(x, weight, groups=c)
+    if min(padding) >= 0:
+        # the convolution pads (no padded copy of a large activation); uneven pads crop the extra
+        py, px = max(py0, py1), max(px0, px1)
+        x = F.conv2d(x, weight, padding=(py, px), groups=c)
+        if (py0, py1, px0, px1) != (py, py, px, px):
+            x = x[:, :, py - py0: x.shape[2] - (py - py1), px - px0: x.shape[3] - (px - px1)]
+    else:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+        x = F.conv2d(x, weight, groups=c)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x
@@ -116,12 +123,15 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
                      noise: torch.Tensor | None = None, up: int = 1, padding: int = 0,
                      resample_filter: torch.Tensor | None = None, demodulate: bool = True,
-                     fused: bool = True) -> torch.Tensor:
+                     fused: bool = True, consume_input: bool = False) -> torch.Tensor:
     """StyleGAN2 weight modulation/demodulation.
 
     x [N,I,H,W], weight [O,I,k,k], styles [N,I]. ``fused`` runs one grouped convolution with
     per-sample weights; otherwise the activations are scaled before and after one shared
     convolution (the same maths, much faster on CPU for N > 1 and used for training).
+    Without autograd the unfused path scales the convolution's output in place, and the input
+    too when the caller says it is done with it (``consume_input``): a fresh activation of a
+    batch at 256 px is hundreds of MB, and allocating it costs more than the arithmetic.
     """
     n = x.shape[0]
     out_c, in_c, kh, kw = weight.shape
@@ -133,14 +143,20 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         # sum_{i,k} (w_oik * s_ni)^2 = sum_i s_ni^2 * sum_k w_oik^2: [N,I] @ [I,O], no [N,O,I,k,k] tensor
         dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N,O]
     if not fused:
-        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        no_grad = not torch.is_grad_enabled()
+        scale_in = styles.to(x.dtype).reshape(n, -1, 1, 1)
+        x = x.mul_(scale_in) if consume_input and no_grad else x * scale_in
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
-        if dcoefs is not None and noise is not None:
-            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1))
         if dcoefs is not None:
-            return x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+            scale_out = dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+            if no_grad:  # x is the convolution's own output
+                x = x.mul_(scale_out)
+                return x.add_(noise.to(x.dtype)) if noise is not None else x
+            if noise is not None:
+                return torch.addcmul(noise.to(x.dtype), x, scale_out)
+            return x * scale_out
         if noise is not None:
-            return x + noise.to(x.dtype)
+            return x.add_(noise.to(x.dtype)) if no_grad else x + noise.to(x.dtype)
         return x
     w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
     if dcoefs is not None:
