@@ -173,7 +173,7 @@ def _check_datasets(user: str, folder: Path, q: _Quarantine, grace_s: float) -> 
 
 # ---- models --------------------------------------------------------------------------------------
 
-def _check_models(user: str, folder: Path, q: _Quarantine) -> None:
+def _check_models(user: str, folder: Path, q: _Quarantine, grace_s: float) -> None:
     from . import models
     index_path = folder / "index.json"
     raw = _read(index_path) if index_path.exists() else {}
@@ -184,7 +184,7 @@ def _check_models(user: str, folder: Path, q: _Quarantine) -> None:
             rec = _read(p / models.RECORD)
             if not isinstance(rec, dict) or rec.get("id") != p.name or not (p / models.WEIGHTS).is_file():
                 q.move(p, f"model without {models.WEIGHTS} or a readable {models.RECORD}")
-    for line in models.check_models(user):
+    for line in models.check_models(user, grace_s):
         q.say(f"models of {user}: {line}")
 
 
@@ -269,7 +269,7 @@ def check_data_root(*, grace_s: float = DEFAULT_GRACE_S) -> list[str]:
         if (users_dir / user / "datasets").is_dir():
             _check_datasets(user, users_dir / user / "datasets", q, grace_s)
         if (users_dir / user / "models").is_dir():
-            _check_models(user, users_dir / user / "models", q)
+            _check_models(user, users_dir / user / "models", q, grace_s)
     _check_experiments(root, users_dir, q, grace_s)
     return q.lines
 

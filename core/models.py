@@ -18,6 +18,7 @@ import fcntl
 import os
 import re
 import shutil
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -32,6 +33,7 @@ __all__ = ["ModelError", "ModelNotFound", "ModelNotOwner", "save_model", "list_m
 
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_NAME = 80
+TEMP_GRACE_S = 600        # a temp folder younger than this may be a save in progress elsewhere
 WEIGHTS, GRID, RECORD = "model.safetensors", "grid.png", "model.json"
 GRID_SEEDS = (0, 1, 2, 3)
 
@@ -94,6 +96,15 @@ def _own_ids(user: str) -> list[str]:
 def _public_index() -> dict[str, str]:
     idx = read_json(_public_index_path(), {}) or {}
     return {k: v for k, v in idx.items() if isinstance(k, str) and ID_RE.fullmatch(k) and isinstance(v, str)}
+
+
+def _untouched_for(folder: Path, seconds: float) -> bool:
+    """Nothing in ``folder`` (one level: a model folder is flat) changed in the last ``seconds``."""
+    try:
+        newest = max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.iterdir()])
+    except FileNotFoundError:
+        return False
+    return time.time() - newest >= seconds
 
 
 @contextmanager
@@ -232,8 +243,8 @@ def save_model(user: str, *, weights_path, name: str, source: dict | None = None
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     with _locked():
-        ids = _own_ids(user)
-        atomic_write_json(_index_path(user), {"ids": ids + [model_id]})
+        ids = _own_ids(user)  # a concurrent check_models may have indexed the new folder already
+        atomic_write_json(_index_path(user), {"ids": ids + [model_id] if model_id not in ids else ids})
     return model_id
 
 
@@ -348,18 +359,20 @@ def delete_model(model_id, user: str) -> None:
 # ----------------------------------------------------------------------------------------------
 # Consistency
 
-def check_models(user: str) -> list[str]:
+def check_models(user: str, grace_s: float = TEMP_GRACE_S) -> list[str]:
     """Repair one user's models after a crash; return one line per thing done.
 
-    Half-written folders (``.tmp-*``, ``.trash-*``) are removed; index entries without a whole
-    record are dropped; whole but unindexed model folders are indexed again; public-index entries
-    that point at a missing or private model are dropped.
+    Half-written folders (``.tmp-*``, ``.trash-*``) untouched for ``grace_s`` seconds are removed
+    (a younger one may be a save in progress in another process; after a crash pass 0); index
+    entries without a whole record are dropped; whole but unindexed model folders are indexed
+    again; public-index entries that point at a missing or private model are dropped.
     """
     done = []
     models = _models_dir(user)
     with _locked():
         for p in sorted(models.iterdir()):
-            if p.is_dir() and (p.name.startswith(".tmp-") or p.name.startswith(".trash-")):
+            if p.is_dir() and (p.name.startswith(".tmp-") or p.name.startswith(".trash-")) \
+                    and _untouched_for(p, grace_s):
                 shutil.rmtree(p, ignore_errors=True)
                 done.append(f"removed half-written {p.name}")
         ids = _own_ids(user)
