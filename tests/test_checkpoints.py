@@ -187,7 +187,7 @@ def test_resolve_not_downloaded_and_unknown(capsys):
 
 
 def test_default_resolves_to_bundled_file(monkeypatch, tmp_path):
-    monkeypatch.setattr(ck, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr("core.checkpoints.cache.REPO_ROOT", tmp_path)
     with pytest.raises(ck.CheckpointsError, match="bundled checkpoint 'default' is missing"):
         ck.resolve_checkpoint("default")
     f = tmp_path / "static/models/default.safetensors"

@@ -37,7 +37,7 @@ def test_render_is_memoised(model, monkeypatch):
     args = pg.RenderArgs(model, seed=11)
     first = pg.render(args)
     calls = []
-    monkeypatch.setattr(pg, "_render_uncached", lambda a: calls.append(a))
+    monkeypatch.setattr("core.playground.preview._render_uncached", lambda a: calls.append(a))
     again = pg.render(pg.RenderArgs(model, seed=11))
     assert calls == [] and again["image"] is first["image"]
     assert not again["image"].flags.writeable

@@ -1,0 +1,97 @@
+"""Latent directions: SeFa (closed form, from the style affines) and GANSpace (PCA of mapped W samples)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .common import PlaygroundError, _class_vector, _directions, _layer_range, _lock, _lru_put, _stamp, load_model
+
+
+def _ws_slices(G) -> list[tuple[int, str]]:
+    """(ws index, module path) of every style affine in synthesis order."""
+    out, w_idx = [], 0
+    for res in G.synthesis.block_resolutions:
+        block = getattr(G.synthesis, f"b{res}")
+        idx = w_idx
+        for name in ("conv0", "conv1"):
+            if hasattr(block, name):
+                out.append((idx, f"b{res}.{name}"))
+                idx += 1
+        if hasattr(block, "torgb"):
+            out.append((idx, f"b{res}.torgb"))
+        w_idx += block.num_conv
+    return out
+
+
+def sefa_directions(model_path, layers="all", k: int = 10, device: str = "cpu",
+                    include_torgb: bool = False) -> dict:
+    """SeFa (Shen & Zhou 2021): eigenvectors of AᵀA for the stacked, row-normalised style affines.
+
+    ``A`` stacks the affine weights [channels, w_dim] of the synthesis layers whose w lies in
+    ``layers`` (a (start, stop) ws range, or 'all'); each affine output's weight row is scaled to
+    unit norm. Returns ``{"directions": [k, w_dim] float32 (orthonormal rows, strongest first),
+    "values": [k], "layers": (start, stop)}``. Closed form; cached per model and layer range.
+    """
+    ckpt = load_model(model_path, device)
+    G = ckpt.G_ema
+    lo, hi = _layer_range(layers, ckpt.num_ws)
+    k = int(k)
+    if not 1 <= k <= ckpt.w_dim:
+        raise PlaygroundError(f"k must be between 1 and {ckpt.w_dim}")
+    key = ("sefa", *_stamp(model_path), lo, hi, k, include_torgb)
+    with _lock:
+        if key in _directions:
+            return _directions[key]
+    rows = []
+    for idx, name in _ws_slices(G):
+        if lo <= idx < hi and (include_torgb or not name.endswith("torgb")):
+            block, layer = name.split(".")
+            rows.append(getattr(getattr(G.synthesis, block), layer).affine.weight.detach().cpu().double().numpy())
+    if not rows:
+        raise PlaygroundError("No style layers in that range")
+    A = np.concatenate(rows, axis=0)                                  # [sum channels, w_dim]
+    A = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+    values, vectors = np.linalg.eigh(A.T @ A)                         # ascending
+    order = np.argsort(values)[::-1][:k]
+    out = {"directions": vectors[:, order].T.astype(np.float32), "values": values[order].astype(np.float32),
+           "layers": (lo, hi)}
+    with _lock:
+        _lru_put(_directions, key, out, 32)
+    return out
+
+
+def ganspace_directions(model_path, k: int = 10, samples: int = 2000, seed: int = 0, device: str = "cpu") -> dict:
+    """GANSpace (Härkönen et al. 2020): principal axes of mapped W samples.
+
+    Returns ``{"directions": [k, w_dim] orthonormal, "values": std along each, "mean": [w_dim]}``.
+    """
+    import torch
+    ckpt = load_model(model_path, device)
+    k, samples = int(k), int(samples)
+    if not 1 <= k <= ckpt.w_dim or not k <= samples <= 100_000:
+        raise PlaygroundError("k or the sample count is out of range")
+    key = ("ganspace", *_stamp(model_path), k, samples, seed)
+    with _lock:
+        if key in _directions:
+            return _directions[key]
+    z = torch.from_numpy(np.random.RandomState(seed).randn(samples, ckpt.z_dim)).float().to(device)
+    c = _class_vector(ckpt, None, samples, device)
+    with torch.no_grad():
+        w = ckpt.G_ema.mapping(z, c)[:, 0].cpu().double().numpy()    # [samples, w_dim]
+    mean = w.mean(0)
+    _, s, vt = np.linalg.svd(w - mean, full_matrices=False)
+    std = s[:k] / math.sqrt(max(samples - 1, 1))
+    out = {"directions": vt[:k].astype(np.float32), "values": std.astype(np.float32),
+           "mean": mean.astype(np.float32), "layers": (0, ckpt.num_ws)}
+    with _lock:
+        _lru_put(_directions, key, out, 32)
+    return out
+
+
+def apply_direction(ws: np.ndarray, direction: np.ndarray, strength: float, layers=(None, None)) -> np.ndarray:
+    """ws [N, num_ws, w_dim] moved by ``strength`` along ``direction`` [w_dim] on ws[:, start:stop]."""
+    out = np.array(ws, dtype=np.float32, copy=True)
+    lo, hi = layers
+    out[:, slice(lo, hi)] += np.float32(strength) * np.asarray(direction, np.float32)
+    return out
