@@ -1,12 +1,11 @@
 """The whole journey in a real browser (Playwright + Debian Chromium, headless, CPU, tiny model):
 upload a folder → create an experiment (4 steps, a snapshot every 2) → watch a snapshot appear →
 move the slider → export the video (a playable mp4) → save the model → rename it → generate in
-the Playground. Then: another request answers quickly while a job trains.
+the Playground. Then: other requests are answered while a job trains.
 
 Set ATELIER_SCREENSHOTS=DIR to also save a 1280 px screenshot of each tab (light and dark)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -215,11 +214,11 @@ def test_whole_journey_in_the_browser(server):
     times = []
     for _ in range(5):
         t0 = time.monotonic()
-        client.predict(api_name="/list_datasets")
+        listed = client.predict(api_name="/list_datasets")
         times.append(time.monotonic() - t0)
+        assert "Blobs" in str(listed)                                     # answered, with the right content
         time.sleep(0.3)
+    assert "training" in str(client.predict(exp_id, api_name="/list_experiments"))  # ... while the job trained
     client.predict(exp_id, api_name="/stop_experiment")
-    print(f"\njourney {journey_s:.0f} s; /list_datasets while training: "
+    print(f"\njourney {journey_s:.0f} s; /list_datasets while training: "   # speed: bench/responsiveness.py
           f"median {sorted(times)[2]:.2f} s, max {max(times):.2f} s")
-    (server["tmp"] / "responsiveness.json").write_text(json.dumps(times))
-    assert max(times) < 3.0, times
