@@ -22,14 +22,20 @@ from core.stylegan.train_config import TrainConfig  # noqa: E402
 from core.stylegan.trainer import Trainer  # noqa: E402
 
 
-def official_step_fn(checkout, G_sd, D_sd, kw, batch, device):
+def official_step_fn(checkout, G_sd, D_sd, kw, batch, device, ada_p=0.0):
     N = official_networks(checkout)
     from training.loss import StyleGAN2Loss
     G = N.Generator(c_dim=0, **kw["g"]).to(device).train()
     D = N.Discriminator(c_dim=0, **kw["d"]).to(device).train()
     G.load_state_dict(G_sd)
     D.load_state_dict(D_sd)
-    loss = StyleGAN2Loss(device, G.mapping, G.synthesis, D, r1_gamma=0, pl_weight=0)
+    pipe = None
+    if ada_p > 0:  # its 'bgc' pipeline (needs scipy in the checkout's environment)
+        from training.augment import AugmentPipe
+        pipe = AugmentPipe(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=1,
+                           contrast=1, lumaflip=1, hue=1, saturation=1).to(device)
+        pipe.p.copy_(torch.tensor(ada_p))
+    loss = StyleGAN2Loss(device, G.mapping, G.synthesis, D, augment_pipe=pipe, r1_gamma=0, pl_weight=0)
     opt_G = torch.optim.Adam(G.parameters(), lr=0.0025, betas=(0.0, 0.99))
     opt_D = torch.optim.Adam(D.parameters(), lr=0.0025, betas=(0.0, 0.99))
     reals = torch.rand(batch, 3, kw["res"], kw["res"], device=device) * 2 - 1
@@ -53,6 +59,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--official")
+    ap.add_argument("--ada-p", type=float, default=0.0, help="hold the augmentation probability here (default 0: "
+                                                                "where ADA starts, so no augmentation runs)")
     a = ap.parse_args()
     device = torch.device(a.device)
     res = a.resolution or (256 if device.type == "cuda" else 64)
@@ -64,6 +72,9 @@ def main() -> None:
     D = Discriminator(img_resolution=res, channel_base=base, channel_max=cmax)
     G_sd, D_sd = {k: v.clone() for k, v in G.state_dict().items()}, {k: v.clone() for k, v in D.state_dict().items()}
     tr = Trainer(TrainConfig(batch=a.batch, aug="ada", device=str(device)), G, D, device=device, batch=a.batch)
+    if a.ada_p > 0:
+        tr.augment.p.fill_(a.ada_p)
+        tr.ada = None  # held, not adapted
     reals = torch.rand(a.batch, 3, res, res, device=device) * 2 - 1
 
     def ours():
@@ -78,7 +89,7 @@ def main() -> None:
                                   mapping_kwargs=dict(num_layers=8),
                                   synthesis_kwargs=dict(channel_base=base, channel_max=cmax, conv_clamp=256)),
                   d=dict(img_resolution=res, img_channels=3, channel_base=base, channel_max=cmax, conv_clamp=256))
-        step = official_step_fn(a.official, G_sd, D_sd, kw, a.batch, device)
+        step = official_step_fn(a.official, G_sd, D_sd, kw, a.batch, device, ada_p=a.ada_p)
         ref = a.batch / median(timeit(step, repeat=a.steps, warmup=1))
         line += f" | official: {ref:.2f} img/s (Gmain+Dmain, no R1) | ratio {ips / ref:.2f}x"
     print(line, flush=True)
