@@ -3,7 +3,9 @@ items is listed or offered anywhere, her public model is; the pictures alice's p
 served to bob's session (404) while they load for her. Chromium, headless, CPU."""
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +31,15 @@ def sign_in(browser, url: str, who: tuple[str, str]):
     page.get_by_role("button", name="Login").click()
     expect(page.get_by_role("tab", name="1 · Datasets")).to_be_visible(timeout=WAIT)
     return page
+
+
+def shot(page, name: str) -> None:
+    """With ATELIER_SCREENSHOTS=DIR, a full-page screenshot for a person to look at."""
+    folder = os.environ.get("ATELIER_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(600)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
 def options(page, elem_id: str) -> str:
@@ -81,6 +92,10 @@ def test_bob_sees_nothing_private_of_alice_in_the_browser(tmp_path):
         expect(bob.get_by_text(PUB_NAME).first).to_be_attached()                   # public: listed for him
         assert PRIV_NAME not in page_text()
         assert PRIV_NAME not in options(bob, "atelier-model-pick")
+        bob.locator("#atelier-model-pick input").first.fill(PUB_NAME)
+        bob.locator("#atelier-model-pick input").first.press("Enter")
+        expect(bob.locator("#atelier-model-grid img")).to_be_visible()
+        shot(bob, "privacy-bob-my-models")
         bob.get_by_role("tab", name="5 · Playground").click()
         pg_models = options(bob, "atelier-pg-model")
         assert PUB_NAME in pg_models and PRIV_NAME not in pg_models, pg_models

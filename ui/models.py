@@ -39,6 +39,10 @@ class ModelsUI:
     message: gr.Markdown
 
 
+PUBLIC_MINE = "Public: every signed-in user can use it (only you can change it)"
+PUBLIC_SHARED = "Public: shared by its owner (only they can rename, unshare or delete it)"
+
+
 def build_models() -> ModelsUI:
     with gr.Tab("4 · My Models", id="models") as tab:
         with gr.Group(visible=False, elem_classes=["atelier-empty"]) as empty:
@@ -56,7 +60,7 @@ def build_models() -> ModelsUI:
                     with gr.Row():
                         new_name = gr.Textbox(label="Rename", max_length=80, scale=3, elem_id="atelier-rename")
                         rename_btn = gr.Button("Rename", scale=1)
-                    public = gr.Checkbox(label="Public: every signed-in user can use it (only you can change it)")
+                    public = gr.Checkbox(label=PUBLIC_MINE)
                     download = gr.DownloadButton("Download the model (.safetensors)")
                     to_playground = gr.Button("Open in Playground →", variant="primary")
                     delete_btn = gr.Button("Delete…", variant="stop")
@@ -99,12 +103,19 @@ def list_view(ui: ModelsUI, items: list[dict], chosen: str | None) -> dict:
 
 
 def overview_view(ui: ModelsUI, m: dict) -> dict:
+    """Everything for the owner; for someone else's public model, what they may do with it only."""
     mine = m["mine"]
-    return {ui.overview: gr.Column(visible=True), ui.grid: served(m["grid_path"]),
-            ui.provenance: provenance_view(m), ui.new_name: gr.Textbox(value=m["name"], interactive=mine),
-            ui.rename_btn: gr.Button(interactive=mine), ui.public: gr.Checkbox(value=bool(m.get("public")),
-                                                                             interactive=mine),
-            ui.delete_btn: gr.Button(interactive=mine), ui.confirm: gr.Group(visible=False), ui.message: ""}
+    about = provenance_view(m)
+    if not mine:
+        about += (f"\n\nShared by **{html.escape(m['owner'])}**: you can download it and use it in the "
+                  "Playground.")
+    return {ui.overview: gr.Column(visible=True), ui.grid: served(m["grid_path"]), ui.provenance: about,
+            ui.new_name: gr.Textbox(value=m["name"], interactive=mine, visible=mine),
+            ui.rename_btn: gr.Button(interactive=mine, visible=mine),
+            ui.public: gr.Checkbox(value=bool(m.get("public")), interactive=mine,
+                                   label=PUBLIC_MINE if mine else PUBLIC_SHARED),
+            ui.delete_btn: gr.Button(interactive=mine, visible=mine), ui.confirm: gr.Group(visible=False),
+            ui.message: ""}
 
 
 # ---- wiring ------------------------------------------------------------------------------------
