@@ -11,7 +11,6 @@ Everything is written under a temporary folder that is removed afterwards.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import resource
 import statistics

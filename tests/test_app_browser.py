@@ -7,7 +7,6 @@ Set ATELIER_SCREENSHOTS=DIR to also save a 1280 px screenshot of each tab (light
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,13 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROME_ARGS, CHROMIUM, WAIT, shot
+
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--disable-quic"]
-WAIT = 90_000  # ms: a loaded 2-core box is slow
 sync_api.expect.set_options(timeout=WAIT)
 
 
@@ -71,12 +68,6 @@ def server(tmp_path):
     log.close()
 
 
-def shot(page, name: str) -> None:
-    folder = os.environ.get("ATELIER_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.wait_for_timeout(600)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
 def open_tab(page, label: str) -> None:

@@ -3,20 +3,13 @@ items is listed or offered anywhere, her public model is; the pictures alice's p
 served to bob's session (404) while they load for her. Chromium, headless, CPU."""
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
+from tests.browser import CHROME_ARGS, CHROMIUM, WAIT, shot
 from tests.privacy_fixtures import ALICE, BOB, CK_NAME, DS_NAME, EXP_TITLE, PRIV_NAME, PUB_NAME, two_user_server
 
-CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--disable-quic"]
-WAIT = 90_000
 expect = sync_api.expect
 
 
@@ -33,13 +26,6 @@ def sign_in(browser, url: str, who: tuple[str, str]):
     return page
 
 
-def shot(page, name: str) -> None:
-    """With ATELIER_SCREENSHOTS=DIR, a full-page screenshot for a person to look at."""
-    folder = os.environ.get("ATELIER_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.wait_for_timeout(600)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
 def options(page, elem_id: str) -> str:

@@ -1,9 +1,7 @@
 """core.datasets: ingest, validation report, crop modes, packed store, limits, zips, video."""
 from __future__ import annotations
 
-import io
 import json
-import os
 import zipfile
 from pathlib import Path
 

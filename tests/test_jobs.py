@@ -128,7 +128,7 @@ def test_failure_marked_with_reason_and_worker_goes_on(home):
         worker.close()
     assert first["state"] == "failed" and "No such checkpoint file" in first["error"]
     assert "\n" not in first["error"]
-    assert second["state"] == "finished" and second["step"] == 2
+    assert second["state"] == "finished" and second["step"] == 2 and second["id"] == good
     assert any("failed:" in line for line in jobs.experiment_log(bad, "alice"))
 
 

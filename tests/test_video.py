@@ -1,7 +1,6 @@
 """Videos: progress and interpolation mp4s are playable (read back with imageio), atomic, checked."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PIL import Image
 

@@ -6,7 +6,6 @@ import html
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd

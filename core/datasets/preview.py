@@ -11,7 +11,7 @@ from PIL import Image
 from core.storage import DEFAULT_USER, atomic_path
 
 from . import store
-from .common import DatasetError, DatasetNotFound, validate_resolution
+from .common import DatasetError, DatasetNotFound
 from .images import Reject, decode, fingerprint, to_training
 from .sources import iter_items, plan_sources, read_ref
 
