@@ -5,6 +5,7 @@ Covers: the app builds without torch, every UI action is a named endpoint, the j
 and the user coming from the request, never from a field."""
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import subprocess
@@ -182,11 +183,15 @@ def test_auth_file_and_users_are_kept_apart(running, tmp_path):
     auth_file = tmp_path / "users.json"
     add_user(auth_file, "alice", "alice-password-1")
     add_user(auth_file, "bob", "bob-password-22")
-    with pytest.raises(SystemExit):
-        app.launch_kwargs(app.parse_args(["--auth", str(tmp_path / "missing.json")]))
+    for bad in (["--auth", str(tmp_path / "missing.json")], ["--session-hours", "2"],
+                ["--auth", str(auth_file), "--session-hours", "0"], ["--auth", str(auth_file), "--session-hours", "x"]):
+        with pytest.raises(SystemExit, match="atelier: "):
+            app.launch_kwargs(app.parse_args(bad))
+    assert app.launch_kwargs(app.parse_args(["--auth", str(auth_file), "--session-hours", "2"]))[
+        "auth"].__self__.lifetime_s == 7200
     port = free_port()
     kwargs = app.launch_kwargs(app.parse_args(["--port", str(port), "--auth", str(auth_file)]))
-    assert kwargs["auth"]("alice", "alice-password-1") and not kwargs["auth"]("alice", "wrong")
+    assert inspect.iscoroutinefunction(kwargs["auth"])   # Gradio awaits it; the hash runs in a thread
     demo = app.build_app()
     demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
     try:
