@@ -43,6 +43,7 @@ def launch_kwargs(args: argparse.Namespace) -> dict:
     from starlette.middleware import Middleware
 
     from ui.auth import SessionGuard, sign_in_from_args
+    from ui.event_access import EventAccessMiddleware
     from ui.file_access import FileAccessMiddleware
     signin = None
     if args.session_hours is not None and not args.auth:
@@ -53,8 +54,9 @@ def launch_kwargs(args: argparse.Namespace) -> dict:
             signin = sign_in_from_args(args.auth, args.session_hours)
         except (UsersError, ValueError) as e:
             sys.exit(f"atelier: {e}")
-    # outermost first: sessions are checked before files are matched to their users
-    middleware = [Middleware(SessionGuard, signin=signin), Middleware(FileAccessMiddleware)]
+    # outermost first: sessions are checked before events and files are matched to their users
+    middleware = [Middleware(SessionGuard, signin=signin), Middleware(EventAccessMiddleware),
+                  Middleware(FileAccessMiddleware)]
     kwargs = dict(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE, head=head_html(),
                   css_paths=[STATIC / "atelier.css"], allowed_paths=[], footer_links=["api", "settings"],
                   show_error=False, app_kwargs={"middleware": middleware})

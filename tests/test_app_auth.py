@@ -1,12 +1,14 @@
 """Issue 17, sign-in and sessions over HTTP, against ``app.py --auth`` (alice, bob; tests/privacy_fixtures.py):
 
 - anonymous clients reach the sign-in page (with no API description in it) and nothing else: 401;
+- a queue event's results belong to the user who started it, and a page session to its first user:
+  anyone else gets 404 and the owner's own read is not disturbed;
 - 20 wrong sign-ins a second from 4 clients: the flood is refused, a signed-in client's requests keep
   being answered (latencies printed; the figures and their command are in docs/benchmarks.md);
 - ``users passwd``, ``revoke`` and ``remove``, run in another process, end the user's sessions at
   their next request (401, and the sign-in page in the browser); other users stay signed in.
 
-Each test pins a piece of Gradio that ui/auth.py relies on, so an upgrade that
+Each test pins a piece of Gradio that ui/auth.py and ui/event_access.py rely on, so an upgrade that
 changes it fails here."""
 from __future__ import annotations
 
@@ -55,11 +57,27 @@ def start(c: "httpx.Client", api: str, *data, session_hash: str | None = None) -
     return r.json()["event_id"]
 
 
-def result(c: "httpx.Client", api: str, event_id: str) -> tuple[int, str | None, str]:
-    """Status, the last event kind and the whole stream of ``GET /gradio_api/call/<api>/<event_id>``."""
-    r = c.get(f"/gradio_api/call/{api}/{event_id}")
-    kinds = [line.split(":", 1)[1].strip() for line in r.text.splitlines() if line.startswith("event:")]
-    return r.status_code, (kinds[-1] if kinds else None), r.text
+def result(c: "httpx.Client", api: str, event_id: str, patience: float = 90.0) -> tuple[int, str | None, str]:
+    """Status, the last event kind and the stream of ``GET /gradio_api/call/<api>/<event_id>``, read until
+    the event completes or fails, or ``patience`` seconds pass (a stolen result never completes)."""
+    deadline, lines, kind = time.monotonic() + patience, [], None
+    with c.stream("GET", f"/gradio_api/call/{api}/{event_id}") as r:
+        if r.status_code != 200:
+            r.read()
+            return r.status_code, None, r.text
+        for line in r.iter_lines():                       # Gradio sends a heartbeat at least every 15 s
+            lines.append(line)
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind in ("complete", "error") or time.monotonic() > deadline:
+                break
+    return r.status_code, kind, "\n".join(lines)
+
+
+def status(c: "httpx.Client", method: str, path: str, **kwargs) -> int:
+    """The status of a request, without waiting for its body (a granted event stream never ends)."""
+    with c.stream(method, path, **kwargs) as r:
+        return r.status_code
 
 
 def users_cli(app, *args, stdin: str = "") -> subprocess.CompletedProcess:
@@ -101,21 +119,66 @@ def test_anonymous_clients_get_the_sign_in_page_and_nothing_else(app):
         assert "/list_datasets" in own[at:own.index("</script>", at)]
         refused = {}
         for path in ANON_REFUSED_GET:
-            refused[path] = anon.get(path).status_code
+            refused[path] = status(anon, "GET", path)
         for path, body in ANON_REFUSED_POST:
-            refused["POST " + path] = anon.post(path, json=body).status_code
+            refused["POST " + path] = status(anon, "POST", path, json=body)
         assert set(refused.values()) == {401}, refused
         for path in ("/theme.css", "/manifest.json", "/favicon.ico", "/gradio_api/startup-events"):
             assert anon.get(path).status_code in (200, 404), path            # what the page and launch() use
         assert alice.get("/gradio_api/info").status_code == 200           # signed in: all of it
 
 
+# ---- events and sessions belong to their users ---------------------------------------------------
+
+def test_event_results_belong_to_the_user_who_started_them(app):
+    url = app["url"]
+    with closing(sign_in(url, ALICE)) as alice, closing(sign_in(url, BOB)) as bob:
+        event = start(alice, "list_datasets")
+        code, kind, text = result(bob, "list_datasets", event)
+        assert code == 404 and DS_NAME not in text, (code, text)       # bob: as if it did not exist
+        assert status(bob, "GET", f"/gradio_api/call/v2/list_datasets/{event}") == 404   # nor the v2 form
+        code, kind, text = result(alice, "list_datasets", event)         # alice's read is untouched
+        assert code == 200 and kind == "complete" and DS_NAME in text, text
+        mine = start(bob, "list_datasets")
+        code, kind, text = result(bob, "list_datasets", mine)
+        assert code == 200 and kind == "complete" and DS_NAME not in text
+        r = alice.post("/gradio_api/call/v2/list_datasets", json={})         # the named-argument form
+        assert r.status_code == 200, r.text
+        assert status(bob, "GET", f"/gradio_api/call/v2/list_datasets/{r.json()['event_id']}") == 404
+        code, kind, text = result(alice, "v2/list_datasets", r.json()["event_id"])
+        assert code == 200 and kind == "complete" and DS_NAME in text, text
+
+
+def test_a_page_session_belongs_to_its_first_user(app):
+    url = app["url"]
+    session = "alicepage42"
+    with closing(sign_in(url, ALICE)) as alice, closing(sign_in(url, BOB)) as bob:
+        event = start(alice, "list_datasets", session_hash=session)
+        probes = {
+            "join": status(bob, "POST", "/gradio_api/queue/join",
+                           json={"data": [], "fn_index": 0, "session_hash": session}),
+            "call": status(bob, "POST", "/gradio_api/call/list_datasets",
+                           json={"data": [], "session_hash": session}),
+            "queue data": status(bob, "GET", f"/gradio_api/queue/data?session_hash={session}"),
+            "heartbeat": status(bob, "GET", f"/gradio_api/heartbeat/{session}"),
+            "deep link": status(bob, "GET", f"/gradio_api/deep_link?session_hash={session}"),
+            "cancel": status(bob, "POST", "/gradio_api/cancel",
+                             json={"session_hash": session, "fn_index": 0, "event_id": event}),
+            "cancel by event": status(bob, "POST", "/gradio_api/cancel",
+                                      json={"session_hash": "bobs", "fn_index": 0, "event_id": event}),
+            "stream": status(bob, "POST", f"/gradio_api/stream/{event}", json={"data": []}),
+        }
+        assert probes == {k: 404 for k in probes}, probes
+        code, kind, text = result(alice, "list_datasets", event)
+        assert code == 200 and kind == "complete" and DS_NAME in text, text
+
+
 # ---- a flood of wrong sign-ins ---------------------------------------------------------------------
 
 def _timed_call(c) -> float:
     t0 = time.perf_counter()
-    status, kind, text = result(c, "list_datasets", start(c, "list_datasets"))
-    assert status == 200 and kind == "complete" and DS_NAME in text, text   # answered, and right
+    code, kind, text = result(c, "list_datasets", start(c, "list_datasets"))
+    assert code == 200 and kind == "complete" and DS_NAME in text, text   # answered, and right
     return time.perf_counter() - t0
 
 
