@@ -204,8 +204,15 @@ def test_alices_public_model_is_read_only_for_bob(app):
                                                          for u in updates], out   # rename box: read-only
     assert {"value": True, "interactive": False} in [{k: u.get(k) for k in ("value", "interactive")}
                                                      for u in updates], out       # public box: read-only
+    for private in (ids["exp"], DS_NAME, CK_NAME):                                 # issue 17: her provenance
+        assert private not in str(out), (private, out)                             # is not on his card
+        assert private not in str(bob.predict(None, api_name="/list_models")), private
+        assert private in str(app["alice"].predict(ids["pub"], api_name="/show_model"))  # she sees it all
     out = bob.predict(ids["pub"], api_name="/download_model")
-    assert any(str(val(x) or "").endswith(".safetensors") for x in out), out
+    got = [str(val(x)) for x in out if str(val(x) or "").endswith(".safetensors")]
+    assert got, out
+    raw = Path(got[0]).read_bytes()
+    assert ids["exp"].encode() not in raw and DS_NAME.encode() not in raw and CK_NAME.encode() not in raw
     key = f"model:{ids['pub']}"
     out = bob.predict(key, 3, "", None, 0.7, "const", None, "0-4", 0, 0, api_name="/generate")
     assert val(out[0]) and not refused(out), out
