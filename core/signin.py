@@ -23,6 +23,7 @@ a device they have used, and anyone already signed in stays signed in. A client 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,7 @@ PER_ACCOUNT = Rule(free=50, first_wait=1.0, max_wait=60.0)
 FORGET_S = 3600.0
 MAX_IN_FLIGHT = 2
 MAX_KEYS = 100_000      # per table; beyond it, forgotten entries go, then the oldest
+CHECK_NICENESS = 10     # password checks yield the CPU to serving requests when cores are short
 
 
 @dataclass
@@ -146,8 +148,17 @@ class AttemptLimiter:
                 self._known = dict(keep)
 
 
+def _lower_priority() -> None:
+    """Run this thread at a lower CPU priority (Linux: niceness is per thread); best effort."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + CHECK_NICENESS)
+    except (AttributeError, OSError):
+        pass
+
+
 class VerifyPool:
-    """Threads that check passwords, so the event loop never waits on a hash.
+    """Threads that check passwords, so the event loop never waits on a hash; they run at a lower
+    CPU priority, so that where cores are short, answering signed-in users comes first.
 
     ``try_enter()`` takes a place (at most ``workers + backlog`` at once) and is refused when full:
     a flood from many clients then costs a quick refusal, not a longer queue. Call ``leave()``
@@ -155,7 +166,8 @@ class VerifyPool:
 
     def __init__(self, workers: int, backlog: int):
         self.workers, self.limit = workers, workers + backlog
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atelier-signin")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atelier-signin",
+                                            initializer=_lower_priority)
         self._taken = 0
 
     def try_enter(self) -> bool:

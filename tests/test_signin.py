@@ -117,11 +117,14 @@ def test_tables_stay_bounded(monkeypatch):
     assert len(lim._client.counts) <= 101 and len(lim._pair.counts) <= 101
 
 
-def test_verify_pool_refuses_beyond_its_places():
+def test_verify_pool_refuses_beyond_its_places_and_checks_at_a_lower_priority():
+    import os
     pool = VerifyPool(workers=1, backlog=2)
     assert [pool.try_enter() for _ in range(4)] == [True, True, True, False]
     pool.leave()
     assert pool.try_enter()
+    niceness = asyncio.run(pool.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, 0) + signin.CHECK_NICENESS)
 
 
 # ---- ui.auth.SignIn: what Gradio's /login awaits ------------------------------------------------
