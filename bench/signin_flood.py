@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -126,6 +127,7 @@ def main() -> int:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         log.close()
+        shutil.rmtree(base, ignore_errors=True)
     print(f"# app: {args.app_dir}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; "
           f"{args.clients} clients x {args.rate:g} wrong sign-ins/s for {args.seconds:g} s, {args.runs} runs")
     print("| request | idle median | flood median | flood max | flood/idle (median of runs) |")
