@@ -1,4 +1,4 @@
-"""The worker: takes queued experiments in FIFO order and runs them through the trainer.
+"""The worker: claims queued experiments fairly across users and runs them through the trainer.
 
     w = Worker(device="cpu", poll=1.0); w.run_forever(stop_event)    # or w.run_once()
 
@@ -8,6 +8,12 @@ heartbeat. Orphans (worker dead or silent past the lease) are requeued by any wo
 train() resumes from the run's last snapshot. A failure marks the experiment failed with a
 one-line reason and the worker goes on. A run whose next snapshot would take its owner past their
 storage quota stops at its last snapshot, with the quota's sentence as its error.
+
+Fair share: a worker claims jobs round-robin across users, not first come first served. The next
+job goes to the user with the fewest experiments running now; among equals, to the user whose
+last job was claimed longest ago; within a user, the oldest queued job goes first
+(``store.claim_order``). One user's five long jobs therefore take turns with everyone else's
+instead of going first; a job already running is never paused for another.
 
 Watchdog: each job runs in its own thread, through stages (loading the checkpoint, packing the
 dataset, starting training, training steps, writing a snapshot) that report progress. A job that
@@ -64,17 +70,18 @@ def recover_orphans(lease_s: float | None = None) -> list[str]:
 
 
 def claim_next(identity: dict) -> dict | None:
-    """Claim the oldest queued experiment for the worker ``identity``, in one transaction; None when
-    the queue is empty."""
+    """Claim the next queued experiment in fair-share order (``store.claim_order``) for the worker
+    ``identity``, in one transaction; None when the queue is empty."""
     with store.transaction() as c:
-        queued = [r for r in store.all_records(c) if r["state"] == "queued"]
-        if not queued:
+        order = store.claim_order(store.all_records(c), store.served_times(c))
+        if not order:
             return None
-        rec = min(queued, key=lambda r: r["seq"])
+        rec = order[0]
         now = time.time()
         rec.update(state="preparing", worker=identity, heartbeat=now, error=None)
         rec["started"] = rec.get("started") or now
         store.put(c, rec)
+        store.mark_served(c, rec["owner"], now)
         return rec
 
 
@@ -153,7 +160,7 @@ class Worker:
             self.close()
 
     def run_once(self) -> dict | None:
-        """Recover orphans, claim the oldest queued experiment and run it. Returns its final record."""
+        """Recover orphans, claim the next experiment (fair share) and run it. Returns its final record."""
         recover_orphans(self.lease_s)
         rec = claim_next(self.identity)
         if rec is None:
