@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jobs_fixtures import REPO, make_dataset
+from jobs_fixtures import REPO, make_dataset, wait_for
 from PIL import Image
 
 from core import datasets
 from core.datasets import memory, workers
-from core.datasets.images import decode_cost, to_8bit
+from core.datasets.images import decode_cost, decoded_size, to_8bit
 
 # The worker's packing path, many times, in a process like `python -m core.cli worker`: its SIGTERM and
 # SIGINT handlers installed, a thread running queue transactions like the heartbeat, torch busy in another.
@@ -103,7 +103,7 @@ def _tasks(folder: Path, store_dir: Path | None = None):
 def test_workers_share_one_decoding_budget(tmp_path):
     tasks = _tasks(_pngs(tmp_path / "src", 30, 400))
     one = decode_cost("RGB", 400, 400, (tmp_path / "src" / "00.png").stat().st_size)
-    budget = memory.DecodeBudget(workers.pool_context(), one * 3 // 2)   # room for one image at a time
+    budget = memory.DecodeBudget(one * 3 // 2, workers.pool_context())   # room for one image at a time
     with contextlib.closing(workers.run_tasks(tasks, 3, len(tasks), budget=budget)) as results:
         out = list(results)
     assert [r["index"] for r in out] == list(range(30)) and all(r["ok"] for r in out)
@@ -111,7 +111,7 @@ def test_workers_share_one_decoding_budget(tmp_path):
 
 
 def test_budget_waits_for_room_and_lets_an_oversized_image_run_alone():
-    budget = memory.DecodeBudget(workers.pool_context(), 100)
+    budget = memory.DecodeBudget(100)
     order, entered = [], threading.Event()
 
     def second():
@@ -129,6 +129,12 @@ def test_budget_waits_for_room_and_lets_an_oversized_image_run_alone():
     with budget.hold(1000):                          # larger than the whole budget: alone, not refused
         entered.set()
     assert entered.is_set() and budget.peak == 1000
+
+
+def test_decoding_in_this_process_reserves_from_its_shared_budget(home, tmp_path):
+    src = _pngs(tmp_path / "src", 3, 300)
+    assert datasets.import_dataset([src], "Three", workers=1).accepted == 3      # decoded in this process
+    assert memory.current_budget().peak >= decode_cost("RGB", 300, 300)
 
 
 def test_stopping_a_pack_leaves_nothing(home, tmp_path):
@@ -186,3 +192,80 @@ def test_sixteen_bit_conversion_in_bands_matches_the_whole_image():
     f = rng.random((13, 11)).astype(np.float32)
     assert np.array_equal(to_8bit(f, unit_range=True, band_pixels=7),
                           np.clip(np.rint(f.astype(np.float64) * 255.0), 0, 255).astype(np.uint8))
+
+
+def test_decoding_cost_is_counted_at_the_jpeg_draft_size_or_more():
+    import io
+    for size in [(500, 300), (3000, 2000), (4100, 2100), (9000, 9000), (2047, 4096)]:
+        buf = io.BytesIO()
+        Image.new("RGB", size, (9, 9, 9)).save(buf, "JPEG")
+        img = Image.open(buf)
+        estimate = decoded_size(img)
+        img.draft(None, (datasets.common.STORE_SHORT_SIDE,) * 2)     # what decode asks at most
+        assert estimate == img.size, size
+
+
+# A pool busy decoding in a process that is then killed with SIGKILL.
+POOL_THEN_KILLED = r"""
+import contextlib, sys
+from core.datasets import workers
+tasks = [{"index": i, "label": "x", "ref": ("file", sys.argv[1]), "opt": {"resolution": 32, "crop": "center",
+         "inflate": {"mirror": False, "rotate": False, "zoom": 0}, "background": (255, 255, 255), "min_size": 1,
+         "store_dir": None}} for i in range(100_000)]
+with contextlib.closing(workers.run_tasks(tasks, 2, len(tasks))) as results:
+    for r in results:
+        print("decoded", r["ok"], flush=True)
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    kids: dict[int, list[int]] = {}
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = set(), [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.add(k)
+            todo.append(k)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_pool_processes_end_when_their_owner_is_killed(tmp_path):
+    img = _pngs(tmp_path / "src", 1, 200) / "00.png"
+    proc = subprocess.Popen([sys.executable, "-c", POOL_THEN_KILLED, str(img)], cwd=REPO, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout.readline().startswith("decoded True")
+        helpers = _descendants(proc.pid)             # the fork server, its workers, the resource tracker
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(helpers) >= 3
+    wait_for(lambda: not any(_alive(p) for p in helpers), timeout=60)   # a hang guard, not a time limit
+
+
+def test_the_cli_says_when_an_import_waits_for_another(home, tmp_path):
+    src = _pngs(tmp_path / "src", 3, 80)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ATELIER_IMPORTS_AT_ONCE": "1", "ATELIER_HOME": str(home)}
+    with memory.import_slot():                       # this process holds the only slot
+        proc = subprocess.Popen([sys.executable, "-m", "core.cli", "dataset", "import", str(src), "--name", "Waits"],
+                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = proc.stderr.readline()
+        except BaseException:
+            proc.kill()
+            raise
+    out, err = proc.communicate(timeout=120)         # a hang guard
+    assert first.strip() == "Waiting for another import to finish (at most 1 run at once)…", first + err
+    assert proc.returncode == 0 and "3 of 3 images accepted" in out

@@ -185,6 +185,17 @@ def _store_scale(w: int, h: int) -> float:
     return min(1.0, s)
 
 
+def decoded_size(img: Image.Image) -> tuple[int, int]:
+    """At most the size ``decode`` decodes ``img`` at: a JPEG is decoded at the DCT scale (1/2, 1/4,
+    1/8) that keeps both sides at least STORE_SHORT_SIDE (or smaller still, for a pack-only need)."""
+    w, h = img.size
+    if img.format not in ("JPEG", "MPO"):
+        return w, h
+    scale = min(w // STORE_SHORT_SIDE, h // STORE_SHORT_SIDE)
+    a = next((a for a in (8, 4, 2, 1) if scale >= a), 1)
+    return (w + a - 1) // a, (h + a - 1) // a
+
+
 def decode(data: bytes | None, *, frame=None, want: int, background=(255, 255, 255), min_size: int = 1,
            reserve=None):
     """Decode one image with every check. Returns ``(rgb, notes, header_size, verbatim)``.
@@ -192,8 +203,9 @@ def decode(data: bytes | None, *, frame=None, want: int, background=(255, 255, 2
     ``want`` is the smallest short side the caller needs (JPEGs are decoded at a reduced scale
     down to it). ``verbatim`` is True when the file itself is already a normalised copy: an 8-bit
     RGB JPEG or PNG, upright, without alpha, within the store cap; then it can be kept byte for byte.
-    ``reserve(nbytes)``, when given, is called with what decoding will take (:func:`memory.decode_cost`)
-    after the header is read and before any pixel is decoded; it may wait for memory.
+    ``reserve(nbytes)``, when given, is called with what decoding will take at most
+    (:func:`memory.decode_cost` of :func:`decoded_size`) after the header is read and before any
+    pixel is decoded; it may wait for memory.
     """
     notes: list[str] = []
     if frame is not None:
@@ -207,6 +219,8 @@ def decode(data: bytes | None, *, frame=None, want: int, background=(255, 255, 2
     w, h = img.size
     if min(w, h) < min_size:
         raise Reject(f"too small: {w}x{h} px (minimum {min_size} px on the short side)")
+    if reserve is not None:  # before getexif: for a PNG it decodes the whole image
+        reserve(decode_cost(img.mode, *decoded_size(img), len(data)))
     if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":  # MPO: a JPEG with a preview
         notes.append("animated")
     try:
@@ -218,8 +232,6 @@ def decode(data: bytes | None, *, frame=None, want: int, background=(255, 255, 2
                 and "transparency" not in img.info and not notes and _store_scale(w, h) == 1.0)
     if img.format in ("JPEG", "MPO"):
         img.draft(None, (want, want) if verbatim else (STORE_SHORT_SIDE, STORE_SHORT_SIDE))
-    if reserve is not None:
-        reserve(decode_cost(img.mode, img.width, img.height, len(data)))
     try:
         img.load()
     except Image.DecompressionBombError:
@@ -258,8 +270,8 @@ def fingerprint(img: Image.Image) -> tuple[bytes, int, np.ndarray]:
 def process_item(task: dict) -> dict:
     """Run in a worker: read, validate, store the normalised copy, pack. Never raises.
 
-    The memory an image takes is reserved from the worker's decoding budget (see ``memory``) from
-    the moment its header is read until its result is ready."""
+    The memory an image takes is reserved from the decoding budget (``memory.current_budget``: the
+    pool's, or this process's) from the moment its header is read until its result is ready."""
     out = {"index": task["index"], "label": task["label"]}
     try:
         with contextlib.ExitStack() as held:

@@ -1,21 +1,25 @@
 """How much memory decoding may take: a byte budget per import shared by its workers, how many
 workers the machine's memory allows, and how many imports run at once.
 
-    ATELIER_DECODE_MEMORY_MB   decoding budget of one import or pack, shared by its workers (512)
+    ATELIER_DECODE_MEMORY_MB   decoding budget of one import or pack, shared by its workers (512 MB)
     ATELIER_IMPORTS_AT_ONCE    imports running at once on one data root; more wait their turn (2)
 
 A decoded image takes about 4 bytes a pixel in Pillow (RGB is kept as RGBX), so one 81 MP PNG
 holds ~330 MB while it is normalised. Before a worker decodes an image it reserves what that image
-will take (:func:`decode_cost`) from the budget, and waits while the other workers' reservations
-leave too little; an image larger than the whole budget is decoded alone, so nothing valid is
-refused. Small images (most photos are decoded at a reduced JPEG scale) never wait.
+will take (:func:`decode_cost`) from its pool's budget, and waits while the other workers'
+reservations leave too little; an image larger than the whole budget is decoded alone, so nothing
+valid is refused. Small images (most photos are decoded at a reduced JPEG scale) never wait.
+Decoding in the calling process (imports of few images, crop previews) reserves from one budget
+that all its threads share.
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
+import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 from core.storage import data_root
 
@@ -26,6 +30,7 @@ DEFAULT_IMPORTS_AT_ONCE = 2
 WORKER_BYTES = 256 * 1024**2   # a worker process with a usual photo in hand; workers are capped by this
 SLOT_POLL_S = 0.5
 MB = 1024**2
+TRIM_FROM = 64 * MB            # images reserving this much give their freed memory back when done
 
 
 def _env_int(name: str, default: int, low: int, high: int) -> int:
@@ -97,18 +102,29 @@ def decode_cost(mode: str, width: int, height: int, file_bytes: int = 0) -> int:
     return file_bytes + pixels * per_pixel
 
 
+class _Count:
+    """What DecodeBudget needs of a shared number, for threads of one process."""
+
+    def __init__(self):
+        self.value = 0
+
+
 class DecodeBudget:
-    """A byte budget shared by the worker processes of one pool (made before they start).
+    """A byte budget shared by the threads of this process, or (with a multiprocessing ``ctx``) by
+    the worker processes of one pool, made before they start.
 
     ``with budget.hold(n):`` waits until ``n`` more bytes fit (or nothing else is held), then keeps
     them until the block ends. ``peak`` is the most ever held at once.
     """
 
-    def __init__(self, ctx, limit_bytes: int):
+    def __init__(self, limit_bytes: int, ctx=None):
         self.limit = int(limit_bytes)
-        self._cond = ctx.Condition(ctx.Lock())
-        self._used = ctx.Value("q", 0, lock=False)
-        self._peak = ctx.Value("q", 0, lock=False)
+        if ctx is None:
+            self._cond, self._used, self._peak = threading.Condition(), _Count(), _Count()
+        else:
+            self._cond = ctx.Condition(ctx.Lock())
+            self._used = ctx.Value("q", 0, lock=False)
+            self._peak = ctx.Value("q", 0, lock=False)
 
     @property
     def peak(self) -> int:
@@ -130,7 +146,9 @@ class DecodeBudget:
                 self._cond.notify_all()
 
 
-_installed: list[DecodeBudget] = []
+_installed: list[DecodeBudget] = []     # a pool worker's budget (set by its initializer)
+_in_process: list[DecodeBudget] = []    # else: this process's own, shared by its threads
+_in_process_lock = threading.Lock()
 
 
 def install_budget(budget: DecodeBudget | None) -> None:
@@ -138,10 +156,44 @@ def install_budget(budget: DecodeBudget | None) -> None:
     _installed[:] = [budget] if budget is not None else []
 
 
+def current_budget() -> DecodeBudget:
+    """The budget ``hold`` reserves from: the pool's in a pool worker, else one shared by every
+    thread of this process (imports of few images and crop previews decode in the caller)."""
+    if _installed:
+        return _installed[0]
+    with _in_process_lock:
+        if not _in_process:
+            _in_process.append(DecodeBudget(decode_budget_bytes()))
+        return _in_process[0]
+
+
+@contextmanager
 def hold(nbytes: int):
-    """Reserve ``nbytes`` from this worker's budget for a ``with`` block (nothing when none is installed:
-    a single-process import decodes one image at a time)."""
-    return _installed[0].hold(nbytes) if _installed else nullcontext()
+    """Reserve ``nbytes`` from :func:`current_budget` for a ``with`` block. After a large image the
+    freed heap is handed back to the system before the reservation ends (:func:`trim_heap`)."""
+    with current_budget().hold(nbytes):
+        try:
+            yield
+        finally:
+            if nbytes >= TRIM_FROM:
+                trim_heap()
+
+
+_libc: list = []
+
+
+def trim_heap() -> None:
+    """Return freed heap memory to the system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    Pillow allocates a large image in 16 MB blocks that malloc takes from its heap, and a freed
+    heap is kept by the process: without this, each worker would keep the size of the largest
+    image it ever decoded, however small the budget."""
+    try:
+        if not _libc:
+            _libc.append(ctypes.CDLL("libc.so.6"))
+        _libc[0].malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 # ---- imports at once -----------------------------------------------------------------------------

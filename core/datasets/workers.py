@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +32,7 @@ from .common import DatasetError
 PARALLEL_FROM = 24          # fewer items than this are processed in this process (no pool start-up)
 IN_FLIGHT_PER_WORKER = 8    # tasks handed out ahead per worker (bounds lazily made tasks: video frames)
 STOP_POLL_S = 1.0           # how often ``should_stop`` is asked while waiting for a result
+OWNER_POLL_S = 1.0          # how often a worker looks whether the process that started it still lives
 
 
 class DecodingStopped(Exception):
@@ -82,6 +84,7 @@ def run_tasks(tasks, workers: int | None = None, expected: int = 0, *, should_st
     contextlib.closing(...)`` block, so an error in the caller's loop releases the pool at once.
     """
     workers = workers or default_workers()
+    limit = memory.decode_budget_bytes()            # a bad setting is one line, before any work
     stopper = _Stopper(should_stop)
     if workers <= 1 or expected < PARALLEL_FROM:
         for t in tasks:
@@ -89,8 +92,8 @@ def run_tasks(tasks, workers: int | None = None, expected: int = 0, *, should_st
             yield images.process_item(t)
         return
     ctx = pool_context()
-    budget = budget if budget is not None else memory.DecodeBudget(ctx, memory.decode_budget_bytes())
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=memory.install_budget, initargs=(budget,))
+    budget = budget if budget is not None else memory.DecodeBudget(limit, ctx)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker, initargs=(budget, os.getpid()))
     complete = False
     try:
         pending: deque = deque()
@@ -103,6 +106,26 @@ def run_tasks(tasks, workers: int | None = None, expected: int = 0, *, should_st
         complete = True
     finally:
         pool.shutdown(wait=complete, cancel_futures=True)
+
+
+def _start_worker(budget: memory.DecodeBudget, owner: int) -> None:
+    """Pool initializer: the pool's budget, and an exit when the process that made the pool is gone
+    (killed): its workers and the fork server would otherwise wait for work for ever."""
+    memory.install_budget(budget)
+    threading.Thread(target=_exit_with, args=(owner,), name="exit-with-owner", daemon=True).start()
+
+
+def _exit_with(pid: int) -> None:
+    while True:
+        time.sleep(OWNER_POLL_S)
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            state = None if os.path.isdir("/proc/self") else "?"   # no /proc: nothing to watch
+        if state in (None, "Z", "X"):
+            os._exit(0)
+        if state == "?":
+            return
 
 
 _DIED = "A decoding process ended unexpectedly (out of memory?); nothing was kept: try again."
