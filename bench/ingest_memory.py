@@ -158,13 +158,15 @@ def main() -> None:
             runs = [measure(tmp / "big.zip", tmp / f"home-{imports}-{r}", imports, args.workers)
                     for r in range(args.repeat)]
             for r in runs:
-                print(f"  {imports} import(s): rest {r['rest_rss'] / gb:.2f} GB, peak RSS {r['peak_rss'] / gb:.2f} GB, "
-                      f"peak PSS {r['peak_pss'] / gb:.2f} GB, {r['processes']} processes, {r['seconds']:.1f} s: "
+                print(f"  {imports} import(s): rest {r['rest_rss'] / gb:.2f} GiB, "
+                      f"peak RSS {r['peak_rss'] / gb:.2f} GiB, "
+                      f"peak PSS {r['peak_pss'] / gb:.2f} GiB, {r['processes']} processes, {r['seconds']:.1f} s: "
                       f"{r['results']}")
             med = {k: statistics.median(r[k] for r in runs) for k in ("rest_rss", "peak_rss", "peak_pss", "seconds")}
-            print(f"{imports} import(s) at once (median of {args.repeat}): tree at rest {med['rest_rss'] / gb:.2f} GB, "
-                  f"peak {med['peak_rss'] / gb:.2f} GB RSS / {med['peak_pss'] / gb:.2f} GB PSS "
-                  f"(+{(med['peak_rss'] - med['rest_rss']) / gb:.2f} GB), {med['seconds']:.1f} s")
+            print(f"{imports} import(s) at once (median of {args.repeat}): "
+                  f"tree at rest {med['rest_rss'] / gb:.2f} GiB, "
+                  f"peak {med['peak_rss'] / gb:.2f} GiB RSS / {med['peak_pss'] / gb:.2f} GiB PSS "
+                  f"(+{(med['peak_rss'] - med['rest_rss']) / gb:.2f} GiB), {med['seconds']:.1f} s")
 
 
 if __name__ == "__main__":
