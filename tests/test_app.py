@@ -156,6 +156,20 @@ def test_journey_through_the_api(running):
     assert md(out[1]).startswith("⚠") and "Traceback" not in md(out[1])
 
 
+def test_malformed_upload_paths_are_one_line_refusals(running):
+    import json
+
+    from gradio_client import handle_file
+    client, images = running
+    files = [handle_file(str(p)) for p in sorted(images.iterdir())[:2]]
+    deep = json.dumps([{"path": "d/" * 3000 + "a.png", "name": "a.png", "size": 1}])
+    for relpaths, words in (("[1]", "malformed (entry 1 is not"), ("[{", "malformed (not valid JSON)"),
+                            (deep, "3,000 folders deep")):
+        out = client.predict(files, [], relpaths, "Paths", "center", False, False, 0, api_name="/import_dataset")
+        assert words in md(out[-1]) and "went wrong" not in md(out[-1]), out[-1]
+    assert "Paths" not in str(client.predict(api_name="/list_datasets"))
+
+
 def test_handlers_are_short_and_take_the_user_from_the_request():
     """STYLE 2.3: a handler is 15 lines or fewer; a handler that reaches core gets gr.Request."""
     import ast

@@ -1,9 +1,6 @@
 """Datasets tab: drop a folder / zip / video, see the report and crop previews, list and delete."""
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,35 +110,6 @@ def build_datasets() -> DatasetsUI:
 
 # ---- views (plain functions of core values) ---------------------------------------------------
 
-def stage_uploads(files, folder, relpaths: str) -> list[str]:
-    """Uploaded temp files as import sources: images and videos linked into one folder under their
-    dropped relative paths (subfolders kept), zips as sources of their own."""
-    paths = [Path(p) for p in list(files or []) + list(folder or [])]
-    if not paths:
-        raise ds_core.DatasetError("Add some images first: drop a folder, a zip or a video, or pick a folder.")
-    wanted: dict[tuple, list[str]] = {}
-    for item in json.loads(relpaths or "[]") if (relpaths or "").startswith("[") else []:
-        wanted.setdefault((item.get("name"), item.get("size")), []).append(str(item.get("path", "")))
-    root = scratch_dir() / "upload"
-    root.mkdir()
-    sources = [str(root)]
-    for p in paths:
-        if p.suffix.lower() in ds_core.common.ARCHIVE_EXTS:
-            sources.append(str(p))
-            continue
-        rel = (wanted.get((p.name, p.stat().st_size)) or [p.name]).pop(0)
-        rel = "/".join(part for part in rel.split("/") if part not in ("", ".", ".."))
-        dest = root / rel
-        while dest.exists():
-            dest = dest.with_name("_" + dest.name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(p, dest)
-        except OSError:
-            shutil.copyfile(p, dest)
-    return sources if any(root.iterdir()) or len(sources) == 1 else sources[1:]
-
-
 def _placeholder(text: str = "?") -> Image.Image:
     img = Image.new("RGB", (96, 96), (120, 120, 120))
     ImageDraw.Draw(img).text((40, 40), text, fill=(255, 255, 255))
@@ -215,7 +183,7 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
 
     @safe(ui.message, errors)
     def preview_crops(files, folder, relpaths, mirror, rotate, zoom, request: gr.Request):
-        sources = stage_uploads(files, folder, relpaths)
+        sources = ds_core.stage_uploads(list(files or []) + list(folder or []), relpaths, scratch_dir())
         pv = ds_core.crop_previews(sources, n=6, resolution=96, user=user_of(request))
         n = len(list(files or []) + list(folder or []))
         count = ds_core.inflated_count(n, {"mirror": mirror, "rotate": rotate, "zoom": int(zoom)})
@@ -225,10 +193,11 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
     @safe(ui.message, errors)
     def import_uploads(files, folder, relpaths, name, crop, mirror, rotate, zoom, request: gr.Request,
                        progress=gr.Progress()):
-        sources = stage_uploads(files, folder, relpaths)
+        sources = ds_core.stage_uploads(list(files or []) + list(folder or []), relpaths, scratch_dir())
         rep = ds_core.import_dataset(sources, name, user=user_of(request), crop=crop,
                                      inflate={"mirror": mirror, "rotate": rotate, "zoom": int(zoom)},
-                                     progress_fn=lambda done, total: progress((done, total), desc="Importing"))
+                                     progress_fn=lambda done, total: progress((done, total), desc="Importing"),
+                                     wait_fn=lambda message: progress(0.0, desc=message))
         md, rejected = report_view(rep.to_dict(), sources)
         return {**refresh(ui, user_of(request), rep.dataset_id), ui.report: md,
                 ui.rejected: gr.Gallery(value=rejected, visible=bool(rejected)), ui.next_btn: gr.Button(visible=True),
@@ -240,7 +209,8 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
         if any(d["name"] == SAMPLE_NAME for d in ds_core.list_datasets(user)):
             return {**refresh(ui, user), ui.message: ok_text(f"“{SAMPLE_NAME}” is already here.")}
         rep = ds_core.import_dataset(_sample_sources(), SAMPLE_NAME, user=user,
-                                     progress_fn=lambda d, t: progress((d, t), desc="Importing the sample"))
+                                     progress_fn=lambda d, t: progress((d, t), desc="Importing the sample"),
+                                     wait_fn=lambda message: progress(0.0, desc=message))
         return {**refresh(ui, user, rep.dataset_id), ui.next_btn: gr.Button(visible=True),
                 ui.message: ok_text(f"Added “{SAMPLE_NAME}”: {rep.accepted:,} generated landscapes to try.")}
 

@@ -1,6 +1,7 @@
 """What the user sees before and after an import: crop previews and the mosaic thumbnail."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ from PIL import Image
 
 from core.storage import DEFAULT_USER, atomic_path
 
-from . import store
+from . import memory, store
 from .common import DatasetError, DatasetNotFound
 from .images import Reject, decode, fingerprint, to_training
 from .sources import iter_items, plan_sources, read_ref
@@ -45,11 +46,13 @@ def _first_images(sources_or_dataset, n: int, want: int, user: str) -> list[Imag
     out = []
     for _, ref in items:
         try:
-            if ref[0] == "frame":
-                img, *_ = decode(None, frame=ref[1:], want=want)
-            else:
-                img, *_ = decode(read_ref(ref), want=want, min_size=16)
-            fingerprint(img)  # skips blank images
+            with contextlib.ExitStack() as held:   # within this process's decoding budget
+                reserve = lambda nbytes: held.enter_context(memory.hold(nbytes))  # noqa: E731
+                if ref[0] == "frame":
+                    img, *_ = decode(None, frame=ref[1:], want=want, reserve=reserve)
+                else:
+                    img, *_ = decode(read_ref(ref), want=want, min_size=16, reserve=reserve)
+                fingerprint(img)  # skips blank images
         except (Reject, OSError):
             continue
         out.append(img)
