@@ -84,7 +84,7 @@ class Worker:
         watcher.start()
         try:
             while not stop_event.is_set():
-                if self.run_once() is None:
+                if self.run_once() is None and not self.calibrate():
                     stop_event.wait(self.poll)
         finally:
             self.shutdown.set()
@@ -105,6 +105,15 @@ class Worker:
         finally:
             beat_stop.set()
             beat.join(timeout=5)
+
+    def calibrate(self) -> bool:
+        """When idle: time one (model shape, batch, device) the ETA of the page asked for (``eta``)."""
+        from . import eta
+        try:
+            return eta.calibrate_pending(self.device, stop=self.shutdown)
+        except Exception:  # noqa: BLE001 - a failed measurement never stops the worker
+            traceback.print_exc()
+            return False
 
     def _mine(self, rec: dict | None) -> bool:
         return rec is not None and (rec.get("worker") or {}).get("id") == self.id
@@ -167,7 +176,8 @@ class Worker:
     def _train(self, rec: dict, say, abort_fn) -> dict:
         from .. import datasets, quota
         from ..checkpoints import resolve_checkpoint
-        from ..stylegan import load_checkpoint
+        from ..storage import read_json
+        from ..stylegan import load_checkpoint, run_files
         from ..stylegan.train import train
         from ..stylegan.train_config import TrainConfig
         from . import eta
@@ -187,15 +197,8 @@ class Worker:
         if not self._mine(current) or current["state"] != "training":
             return {"state": "stopped", "step": rec.get("step", 0)}  # stop or delete came during preparing
         say(f"training {cfg.steps:,} steps on {len(dataset):,} images")
-        per_step: list[float] = []
-
-        last = [None]
-
         def progress(p: dict) -> None:
-            now = time.monotonic()
-            if last[0] is not None and not p.get("snapshot"):
-                per_step.append(now - last[0])  # plain steps only: snapshots are estimated apart
-            last[0] = now
+            timer.tick(p)
             fields = dict(step=p["step"], eta_seconds=round(p["eta_seconds"], 1), sec_per_step=p["sec_per_step"])
             if store.abort_requested(exp_id):
                 fields.pop("eta_seconds")
@@ -203,12 +206,14 @@ class Worker:
 
         provenance = {"experiment": exp_id, "title": rec["title"], "checkpoint": rec["checkpoint"],
                       "dataset": rec["dataset"], "crop": rec["crop"]}
+        fresh = not run_files.list_snapshots(store.run_dir(owner, exp_id))
+        timer = eta.RunTimer()  # from here: start-up, steps and snapshots as the ETA counts them
         result = train(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt, progress_fn=progress,
                        abort_fn=abort_fn, provenance=provenance, log=say,
                        check_storage=lambda need: quota.check_room(owner, need, "the next snapshot"))
-        if len(per_step) >= 10:
-            median = sorted(per_step)[len(per_step) // 2]
-            eta.record_observed(ckpt.resolution, ckpt.g_kwargs, store.run_dir(owner, exp_id), self.device, median)
+        batch = (read_json(store.run_dir(owner, exp_id) / "config.json", {}) or {}).get("batch")
+        if batch:
+            eta.record_run(ckpt.resolution, ckpt.g_kwargs, batch, self.device, timer, fresh=fresh)
         return result
 
     @staticmethod
