@@ -100,8 +100,11 @@
     picker.type = "file";
     picker.multiple = true;
     picker.webkitdirectory = true;
+    picker.style.display = "none";
+    document.body.appendChild(picker);
     picker.addEventListener("change", () => {
       const found = Array.from(picker.files || []).map((f) => ({ file: f, path: f.webkitRelativePath || f.name }));
+      picker.remove();
       feed(visible(found));
     });
     picker.click();

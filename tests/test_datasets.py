@@ -115,9 +115,9 @@ def test_crop_modes_shapes(tmp_path):
     pad = open_packed("c-pad", 32).get(0)
     assert (pad[:, 0, :] == 255).all()  # letterbox bars in the background colour
     prev = crop_previews([src], n=6, resolution=48)
-    assert set(prev) == {"labels", "center", "random", "random_2", "none", "pad"}
-    assert prev["labels"] == ["w.png"]
-    assert all(len(v) == 1 and v[0].size == (48, 48) for k, v in prev.items() if k != "labels")
+    assert set(prev) == {"found", "labels", "center", "random", "random_2", "none", "pad"}
+    assert prev["labels"] == ["w.png"] and prev["found"] == 1
+    assert all(len(v) == 1 and v[0].size == (48, 48) for k, v in prev.items() if k not in ("labels", "found"))
 
 
 def test_crop_previews_show_the_least_square_images(tmp_path):
@@ -129,7 +129,7 @@ def test_crop_previews_show_the_least_square_images(tmp_path):
     (src / "sub dir" / "c-tall.png").write_bytes(png_bytes(pattern(21, (100, 220))))
     (src / "d-slight.png").write_bytes(png_bytes(pattern(22, (120, 100))))
     prev = crop_previews([src], n=3, resolution=32)
-    assert prev["labels"] == ["b-wide.png", "sub dir/c-tall.png", "d-slight.png"]
+    assert prev["labels"] == ["b-wide.png", "sub dir/c-tall.png", "d-slight.png"] and prev["found"] == 11
     assert prev["random"][0].tobytes() != prev["random_2"][0].tobytes()     # two draws of the random crop
     assert prev["center"][0].tobytes() != prev["none"][0].tobytes()
 

@@ -145,12 +145,16 @@ def scratch_dir() -> Path:
 duration = human_duration
 
 
-def download_name(*parts, ext: str) -> str:
+def download_name(*parts, ext: str, limit: int = 100) -> str:
     """A file name for a download made of what the user named it: 'Ink v1.safetensors',
-    'Blobs, first try - 400 steps.mp4'. Letters of any script, digits, spaces and ',.-_()' stay."""
-    text = " - ".join(str(p) for p in parts if str(p).strip())
-    text = re.sub(r"\s+", " ", re.sub(r"[^\w ,.()-]+", "_", text)).strip(" ._-")[:80].rstrip(" ._-")
-    return f"{text or 'atelier'}.{ext}"
+    'Blobs, first try - progress over 400 steps.mp4' (a long first part is shortened, the rest kept).
+    Letters of any script, digits, spaces and ',.-_()' stay; anything else becomes '_'."""
+    def clean(text) -> str:
+        return re.sub(r"\s+", " ", re.sub(r"[^\w ,.()-]+", "_", str(text))).strip(" ._-")
+    cleaned = [c for c in map(clean, parts) if c]
+    tail = " - ".join(cleaned[1:])
+    head = cleaned[0][:max(20, limit - len(tail) - 3)].rstrip(" ._-") if cleaned else ""
+    return f"{' - '.join(p for p in (head, tail) if p) or 'atelier'}.{ext}"
 
 
 def when(ts) -> str:

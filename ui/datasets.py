@@ -95,7 +95,7 @@ def build_datasets() -> DatasetsUI:
                         mirror = gr.Checkbox(label="Mirror")
                         rotate = gr.Checkbox(label="Rotate (90°, 180°, 270°)")
                     zoom = gr.Slider(0, 8, value=0, step=1, label="Zoomed crops per image")
-                count_md = gr.Markdown(ADVICE)
+                count_md = gr.Markdown(ADVICE, elem_id="atelier-count")
                 import_btn = gr.Button("Import dataset", variant="primary")
                 message = gr.Markdown(elem_classes=["atelier-msg"])
                 storage = gr.Markdown(elem_classes=["atelier-storage"])
@@ -183,7 +183,7 @@ def report_view(rep: dict, sources: list[str]) -> tuple[str, list, list]:
     lines = [f"### Report: {md_escape(rep['name'])}",
              f"**{rep['accepted']:,} accepted** of {rep['total']:,} files · {len(rep['rejected']):,} rejected · "
              f"converted: {md_escape(conv)} · {len(rep.get('exact_duplicates', [])):,} duplicate groups dropped · "
-             f"{len(near):,} near-duplicate groups kept · "
+             f"{len(near):,} near-duplicate group{'s' if len(near) != 1 else ''} kept · "
              f"{rep.get('training_images', rep['accepted']):,} training images",
              *[f"- {md_escape(w)}" for w in rep.get("warnings", [])]]
     rejected = [(_thumb(sources, r["file"]), f"{r['file']}: {r['reason']}") for r in rep["rejected"][:60]]

@@ -92,12 +92,12 @@ def build_experiments() -> ExperimentsUI:
                                        color_map={"ada_p": "#8b5cf6"},
                                        height=220)
             log = gr.Textbox(label="Log (newest last)", lines=6, max_lines=12, interactive=False, autoscroll=True)
-            with gr.Row(equal_height=True):
-                stop_btn = gr.Button("Stop", variant="stop", visible=False)
+            with gr.Row(equal_height=False, elem_classes=["atelier-run-controls"]):
+                stop_btn = gr.Button("Stop", variant="stop", visible=False, size="md", scale=0, min_width=120)
                 more_steps = gr.Number(label="Continue to (total steps)", precision=0, visible=False,
-                                       elem_id="atelier-continue-to")
-                continue_btn = gr.Button("Continue", visible=False)
-                delete_btn = gr.Button("Delete…", variant="secondary")
+                                       elem_id="atelier-continue-to", scale=2)
+                continue_btn = gr.Button("Continue", visible=False, size="md", scale=0, min_width=120)
+                delete_btn = gr.Button("Delete…", variant="secondary", size="md", scale=0, min_width=120)
             with gr.Group(visible=False) as confirm:
                 confirm_md = gr.Markdown()
                 with gr.Row():

@@ -63,7 +63,7 @@ def build_new_experiment() -> NewExperimentUI:
                 with gr.Column(scale=3):
                     title = gr.Textbox(label="Title", placeholder="e.g. Ink drawings, first try", max_length=200)
                     dataset = gr.Dropdown(label="Dataset", choices=[], allow_custom_value=True)
-                    dataset_md = gr.Markdown(elem_classes=["atelier-msg"])
+                    dataset_md = gr.Markdown(elem_classes=["atelier-msg"], elem_id="atelier-dataset-info")
                 with gr.Column(scale=1, min_width=180):
                     mosaic = gr.Image(label="Dataset sample", height=170, interactive=False, show_label=True)
             dataset_count, warned = gr.State(None), gr.State(None)
@@ -149,7 +149,8 @@ def eta_text(est: dict, snapshot_every) -> str:
     """'ETA for 3,000 steps: about 40 min on this CPU · measured on this machine from 2 runs: ...' and the
     snapshot interval; before any measurement, what is being done about it."""
     head = f"ETA for {est['steps']:,} steps"
-    every = f"a snapshot every {est['snapshot_every']:,} steps"
+    every = ("a snapshot every step" if est["snapshot_every"] == 1
+             else f"a snapshot every {est['snapshot_every']:,} steps")
     if not snapshot_every:
         seconds = est["snapshot_every"] * est["sec_per_step"] if est.get("sec_per_step") else None
         every += f" (automatic: about every {duration(seconds)})" if seconds else " (automatic)"
@@ -191,7 +192,7 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
     def show_dataset(dataset, request: gr.Request):
         d = ds_core.get_dataset(dataset, user_of(request)) if dataset else None
         return {ui.mosaic: served(d["mosaic"]) if d else None, ui.dataset_md: dataset_view(d),
-                ui.dataset_count: d["count"] if d else None}
+                ui.dataset_count: d["count"] if d else None, ui.warned: None, ui.message: ""}
 
     @safe(ui.checkpoint_md, errors)
     def describe_checkpoint(checkpoint, request: gr.Request):
@@ -234,7 +235,7 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
     ui.tab.select(load_form, [ui.dataset, ui.checkpoint], form_outputs, api_name="new_experiment_form",
                   show_progress="hidden")
     ui.empty_btn.click(lambda: go_to(DATASETS), None, nav.tabs, api_name=False)
-    ui.dataset.change(show_dataset, ui.dataset, [ui.mosaic, ui.dataset_md, ui.dataset_count, ui.message],
+    ui.dataset.change(show_dataset, ui.dataset, [ui.mosaic, ui.dataset_md, ui.dataset_count, ui.warned, ui.message],
                       api_name="dataset_mosaic", show_progress="hidden")
     ui.checkpoint.change(describe_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
                          api_name="describe_checkpoint", show_progress="hidden")

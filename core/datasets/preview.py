@@ -46,8 +46,9 @@ def _header_size(ref) -> tuple[int, int] | None:
 
 
 def _candidates(sources_or_dataset, user: str):
-    """(label, ref, width, height) of up to SCAN_LIMIT images: a stored dataset's from its metadata,
-    uploads' from their headers, a video's from its first frame."""
+    """(how many images the sources hold, unchecked; an iterator of (label, ref, width, height) of up
+    to SCAN_LIMIT of them): a stored dataset's sizes from its metadata, uploads' from their headers,
+    a video's from its first frame."""
     folder = None
     if isinstance(sources_or_dataset, str) and "/" not in sources_or_dataset and not os.path.exists(sources_or_dataset):
         try:
@@ -56,30 +57,34 @@ def _candidates(sources_or_dataset, user: str):
             folder = None
     if folder is not None:
         from core.storage import read_json
-        for f in read_json(folder / "meta.json", {}).get("files", [])[:SCAN_LIMIT]:
-            yield f["source"], ("file", str(folder / "images" / f["file"])), f["width"], f["height"]
-        return
-    for entry in plan_sources(sources_or_dataset).entries[:SCAN_LIMIT]:
-        if isinstance(entry, Video):
-            frames = iter_items(Plan(entries=[entry]))
-            first = next(frames, None)
-            frames.close()
-            if first is not None:
-                yield first[0], first[1], first[1][1], first[1][2]
-            continue
-        label, ref = entry
-        size = _header_size(ref)
-        if size is not None:
-            yield label, ref, size[0], size[1]
+        files = read_json(folder / "meta.json", {}).get("files", [])
+        return len(files), ((f["source"], ("file", str(folder / "images" / f["file"])), f["width"], f["height"])
+                            for f in files[:SCAN_LIMIT])
+    plan = plan_sources(sources_or_dataset)
+
+    def sizes():
+        for entry in plan.entries[:SCAN_LIMIT]:
+            if isinstance(entry, Video):
+                frames = iter_items(Plan(entries=[entry]))
+                first = next(frames, None)
+                frames.close()
+                if first is not None:
+                    yield first[0], first[1], first[1][1], first[1][2]
+                continue
+            label, ref = entry
+            size = _header_size(ref)
+            if size is not None:
+                yield label, ref, size[0], size[1]
+    return plan.count, sizes()
 
 
-def least_square_images(sources_or_dataset, n: int, want: int, user: str) -> list[tuple[str, Image.Image]]:
-    """The ``n`` usable images farthest from square (wide or tall: where the crop choice shows),
-    as (label, image); ties in file order."""
-    found = sorted(enumerate(_candidates(sources_or_dataset, user)),
-                   key=lambda kc: (-abs(math.log(max(kc[1][2], 1) / max(kc[1][3], 1))), kc[0]))
+def least_square_images(sources_or_dataset, n: int, want: int, user: str) -> tuple[int, list[tuple[str, Image.Image]]]:
+    """(images found, unchecked; the ``n`` usable images farthest from square (wide or tall: where the
+    crop choice shows) as (label, image), ties in file order)."""
+    count, candidates = _candidates(sources_or_dataset, user)
+    ordered = sorted(enumerate(candidates), key=lambda kc: (-abs(math.log(max(kc[1][2], 1) / max(kc[1][3], 1))), kc[0]))
     out = []
-    for _, (label, ref, _, _) in found:
+    for _, (label, ref, _, _) in ordered:
         try:
             if ref[0] == "frame":
                 img, *_ = decode(None, frame=ref[1:], want=want)
@@ -91,26 +96,26 @@ def least_square_images(sources_or_dataset, n: int, want: int, user: str) -> lis
         out.append((label, img))
         if len(out) >= n:
             break
-    return out
+    return count, out
 
 
 def crop_previews(sources_or_dataset, n: int = 6, resolution: int = 128, *, user: str = DEFAULT_USER,
-                  seed: int = 0, background=(255, 255, 255)) -> dict[str, list[Image.Image]]:
+                  seed: int = 0, background=(255, 255, 255)) -> dict:
     """The ``n`` least square usable images under every crop mode, as PIL images of ``resolution`` px.
 
     ``sources_or_dataset``: a dataset name/id, or sources as for ``import_dataset``. Keys:
-    ``labels`` (the files' names), ``center``, ``random`` and ``random_2`` (two independent draws of
+    ``found`` (how many images the sources hold, before any check), ``labels`` (the files' names), ``center``, ``random`` and ``random_2`` (two independent draws of
     the random crop), ``none`` (stretched to 1:1), ``pad`` (letterboxed: the whole image). Lists are
     aligned: item k of every list is image k.
     """
     res = int(resolution)
     if not 16 <= res <= 1024:
         raise DatasetError("Preview size must be 16 to 1024 px.")
-    images = least_square_images(sources_or_dataset, n, res, user)
+    found, images = least_square_images(sources_or_dataset, n, res, user)
     if not images:
         raise DatasetError("No usable images to preview.")
     rng = np.random.default_rng(seed)
-    out: dict[str, list] = {"labels": [label for label, _ in images],
+    out: dict = {"found": found, "labels": [label for label, _ in images],
                             "center": [], "random": [], "random_2": [], "none": [], "pad": []}
     for _, img in images:
         out["center"].append(to_training(img, res, "center"))

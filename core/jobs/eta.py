@@ -242,7 +242,7 @@ def _take_request(label: str) -> tuple[str, dict] | None:
             w = c.get(k)
             if w and w.get("device") == label and not w.get("failed"):
                 wants.append((w["asked"], k, w))
-    for _, k, w in sorted(wants):
+    for _, k, w in sorted(wants, reverse=True):  # the newest first: what the page shows now
         if c.get(FIGURE_PREFIX + k[len(WANT_PREFIX):]) is not None:
             c.delete(k)
             continue
