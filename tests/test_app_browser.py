@@ -309,14 +309,17 @@ def test_whole_journey_in_the_browser(server):
         page.get_by_role("button", name="Show 16 seeds").click()
         expect(page.get_by_text("seed 15")).to_be_attached()
         shot(page, "5-playground")
-        delete_experiment(page)
-        journey_s = time.monotonic() - t_start
-
         if os.environ.get("ATELIER_SCREENSHOTS"):
             dark = browser.new_page(viewport={"width": 1280, "height": 900})
             dark.goto(server["url"] + "?__theme=dark")
             expect(dark.get_by_text("Your datasets")).to_be_visible()
             shot(dark, "1-datasets-dark")
+            open_tab(dark, "3 · Experiments")
+            expect(dark.locator("#atelier-grid img")).to_be_visible()
+            shot(dark, "3-experiments-dark")
+            dark.close()
+        delete_experiment(page)
+        journey_s = time.monotonic() - t_start
         browser.close()
 
     # While a longer job trains, another request answers quickly.

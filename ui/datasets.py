@@ -14,7 +14,6 @@ from PIL import Image, ImageDraw
 
 from core import datasets as ds_core
 from core import quota
-from core.datasets.ingest import size_advice
 from core.sample_data import make_sample_dataset
 
 from .common import NEW, Nav, go_to, md_escape, ok_text, safe, scratch_dir, served, user_of, when

@@ -402,6 +402,9 @@ def estimate_experiment(user: str | None = None, checkpoint: str = "default", st
         every = int(snapshot_every or auto_snapshot_every(steps, None, None))
         if want.get("failed"):
             basis = f"no estimate: measuring {shape} failed ({want['failed']})"
+        elif any(r["state"] in store.RUNNING for r in store.all_records(store.cache())):
+            basis = (f"estimate: not measured yet for {shape} — measuring in the background once the "
+                     "experiment training now is done")
         else:
             basis = f"estimate: not measured yet for {shape} — measuring in the background"
         return dict(out, eta_seconds=None, sec_per_step=None, measured=False, pending=not want.get("failed"),
