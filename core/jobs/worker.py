@@ -197,6 +197,7 @@ class Worker:
         if not self._mine(current) or current["state"] != "training":
             return {"state": "stopped", "step": rec.get("step", 0)}  # stop or delete came during preparing
         say(f"training {cfg.steps:,} steps on {len(dataset):,} images")
+
         def progress(p: dict) -> None:
             timer.tick(p)
             fields = dict(step=p["step"], eta_seconds=round(p["eta_seconds"], 1), sec_per_step=p["sec_per_step"])
@@ -206,11 +207,18 @@ class Worker:
 
         provenance = {"experiment": exp_id, "title": rec["title"], "checkpoint": rec["checkpoint"],
                       "dataset": rec["dataset"], "crop": rec["crop"]}
+
+        def before_snapshot(need_bytes: int) -> str | None:
+            try:
+                quota.check_room(owner, need_bytes, "the next snapshot")
+            except quota.QuotaExceeded as e:
+                return str(e)
+            return None
+
         fresh = not run_files.list_snapshots(store.run_dir(owner, exp_id))
         timer = eta.RunTimer()  # from here: start-up, steps and snapshots as the ETA counts them
         result = train(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt, progress_fn=progress,
-                       abort_fn=abort_fn, provenance=provenance, log=say,
-                       check_storage=lambda need: quota.check_room(owner, need, "the next snapshot"))
+                       abort_fn=abort_fn, provenance=provenance, log=say, before_snapshot=before_snapshot)
         batch = (read_json(store.run_dir(owner, exp_id) / "config.json", {}) or {}).get("batch")
         if batch:
             eta.record_run(ckpt.resolution, ckpt.g_kwargs, batch, self.device, timer, fresh=fresh)
