@@ -15,6 +15,7 @@ MAX_IMAGES = 25_000
 MAX_TOTAL_BYTES = 5 * 1000**3          # 5 GB of source files (zip members: uncompressed size)
 SUGGESTED_RANGE = (500, 5_000)
 WARN_BELOW = 300
+MIN_TO_TRAIN = 10                      # below this a model can only copy its few images: Start asks first
 
 # Per-image limits.
 MIN_SIZE = 64                          # px on the short side: below this an image carries too little to learn from

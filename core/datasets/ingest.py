@@ -19,7 +19,7 @@ import numpy as np
 from core.storage import DEFAULT_USER, atomic_write_json, read_json
 
 from . import store
-from .common import (MIN_SIZE, NEAR_DUP_BITS, SUGGESTED_RANGE, WARN_BELOW, DatasetError, DatasetExists,
+from .common import (MIN_SIZE, MIN_TO_TRAIN, NEAR_DUP_BITS, SUGGESTED_RANGE, WARN_BELOW, DatasetError, DatasetExists,
                      ImportReport, check_room, inflated_count, packed_bytes_estimate, storage_room,
                      validate_crop, validate_inflate, validate_name, validate_resolution)
 from .catalog import pack_dataset
@@ -246,22 +246,46 @@ def _nothing_usable(report: ImportReport) -> str:
     return f"None of the {report.total} files can be used ({top})."
 
 
-def _advise(report: ImportReport, upscaled: int) -> None:
-    n = report.accepted
+def size_advice(n: int) -> str | None:
+    """One sentence about a dataset of ``n`` usable images, or None when the size is as suggested."""
     lo, hi = SUGGESTED_RANGE
+    if n < MIN_TO_TRAIN:
+        return (f"Only {n:,} usable image{'s' if n != 1 else ''}: with fewer than {MIN_TO_TRAIN} a model can only "
+                f"copy them, not learn a style; {lo:,} to {hi:,} are suggested (at least {WARN_BELOW}).")
     if n < WARN_BELOW:
-        report.warnings.append(f"Only {n:,} usable images: fewer than {WARN_BELOW} is risky; "
-                               f"{lo:,} to {hi:,} are suggested, similar in content and style.")
-    elif n < lo:
-        report.warnings.append(f"{n:,} usable images can work; {lo:,} to {hi:,} are suggested.")
-    elif n > hi:
-        report.warnings.append(f"{n:,} images: more than the {hi:,} suggested; training takes longer to see them all.")
+        return (f"Only {n:,} usable images: fewer than {WARN_BELOW} is risky; "
+                f"{lo:,} to {hi:,} are suggested, similar in content and style.")
+    if n < lo:
+        return f"{n:,} usable images can work; {lo:,} to {hi:,} are suggested."
+    if n > hi:
+        return f"{n:,} images: more than the {hi:,} suggested; training takes longer to see them all."
+    return None
+
+
+NAMED_GROUPS = 5     # near-duplicate groups named in the warning (all of them are in the report)
+
+
+def near_duplicates_text(groups: list[list[str]]) -> str:
+    """'a.jpg ≈ b.jpg; c.jpg ≈ d.jpg ≈ e.jpg' (the first few groups, each file by its path)."""
+    named = "; ".join(" ≈ ".join(g[:4]) + (f" (and {len(g) - 4} more)" if len(g) > 4 else "")
+                      for g in groups[:NAMED_GROUPS])
+    return named + (f"; and {len(groups) - NAMED_GROUPS:,} more groups" if len(groups) > NAMED_GROUPS else "")
+
+
+def _advise(report: ImportReport, upscaled: int) -> None:
+    advice = size_advice(report.accepted)
+    if advice:
+        report.warnings.append(advice)
     if upscaled:
         report.warnings.append(f"{upscaled:,} images are smaller than {report.resolution} px and were enlarged.")
     if report.near_duplicates:
-        report.warnings.append(f"{len(report.near_duplicates):,} group(s) of near-duplicate images were kept: review them.")
-    if report.training_images != n:
-        report.warnings.append(f"Inflation turns {n:,} images into {report.training_images:,} training images.")
+        k = len(report.near_duplicates)
+        report.warnings.append(f"{k:,} group{'s' if k != 1 else ''} of near-duplicate images "
+                               f"{'were' if k != 1 else 'was'} kept; review them: "
+                               f"{near_duplicates_text(report.near_duplicates)}.")
+    if report.training_images != report.accepted:
+        report.warnings.append(f"Inflation turns {report.accepted:,} images into {report.training_images:,} "
+                               "training images.")
 
 
 def import_folder_of_images_for_training(path, user: str = DEFAULT_USER, *, resolution: int | None = None,

@@ -153,7 +153,7 @@ class Worker:
         watcher.start()
         try:
             while not stop_event.is_set():
-                if self.run_once() is None:
+                if self.run_once() is None and not self.calibrate():
                     stop_event.wait(self.poll)
         finally:
             self.shutdown.set()
@@ -196,6 +196,15 @@ class Worker:
         self.log(f"{rec['id']}: {reason}")
         return self._set(rec["id"], state="failed", error=reason, finished=time.time(), eta_seconds=None,
                          worker=None)
+
+    def calibrate(self) -> bool:
+        """When idle: time one (model shape, batch, device) the ETA of the page asked for (``eta``)."""
+        from . import eta
+        try:
+            return eta.calibrate_pending(self.device, stop=self.shutdown)
+        except Exception:  # noqa: BLE001 - a failed measurement never stops the worker
+            traceback.print_exc()
+            return False
 
     def _mine(self, rec: dict | None) -> bool:
         return rec is not None and (rec.get("worker") or {}).get("id") == self.id
@@ -262,7 +271,8 @@ class Worker:
     def _train(self, rec: dict, say, abort_fn, clock: StageClock) -> dict:
         from .. import datasets, quota
         from ..checkpoints import resolve_checkpoint
-        from ..stylegan import load_checkpoint
+        from ..storage import read_json
+        from ..stylegan import load_checkpoint, run_files
         from ..stylegan.train import train
         from ..stylegan.train_config import TrainConfig
         from . import eta
@@ -287,10 +297,9 @@ class Worker:
         if not self._mine(current) or current["state"] != "training":
             return {"state": "stopped", "step": rec.get("step", 0)}  # stop or delete came during preparing
         say(f"training {cfg.steps:,} steps on {len(dataset):,} images")
-        per_step: list[float] = []
 
         def progress(p: dict) -> None:
-            per_step.append(p["sec_per_step"])  # the trainer's time of a step (snapshots not counted)
+            timer.tick(p)
             fields = dict(step=p["step"], eta_seconds=round(p["eta_seconds"], 1), sec_per_step=p["sec_per_step"])
             if store.abort_requested(exp_id):
                 fields.pop("eta_seconds")
@@ -306,12 +315,14 @@ class Worker:
                 return str(e)
             return None
 
+        fresh = not run_files.list_snapshots(store.run_dir(owner, exp_id))
+        timer = eta.RunTimer()  # from here: start-up, steps and snapshots as the ETA counts them
         result = train(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt,
                        progress_fn=clock.ticking(progress, "training"), abort_fn=abort_fn, provenance=provenance,
                        log=say, before_snapshot=clock.ticking(before_snapshot, "writing a snapshot"))
-        if len(per_step) >= 10:
-            median = sorted(per_step)[len(per_step) // 2]
-            eta.record_observed(ckpt.resolution, ckpt.g_kwargs, store.run_dir(owner, exp_id), self.device, median)
+        batch = (read_json(store.run_dir(owner, exp_id) / "config.json", {}) or {}).get("batch")
+        if batch:
+            eta.record_run(ckpt.resolution, ckpt.g_kwargs, batch, self.device, timer, fresh=fresh)
         return result
 
     @staticmethod
