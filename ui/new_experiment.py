@@ -16,6 +16,8 @@ from .common import DATASETS, EXPERIMENTS, Nav, go_to, ok_text, safe, served, us
 
 MAX_STEPS = 25_000
 USABLE = ("bundled", "downloaded", "imported")
+PRECISION_CHOICES = [("Automatic (named in the log)", "auto"), ("fp32", "fp32"), ("bf16 (GPU or CPU)", "bf16"),
+                     ("fp16 (GPU, as the original)", "fp16")]
 
 
 @dataclass
@@ -42,6 +44,7 @@ class NewExperimentUI:
     freeze_d: gr.Number
     lr: gr.Number
     time_cap: gr.Number
+    precision: gr.Dropdown
     start: gr.Button
     message: gr.Markdown
 
@@ -77,6 +80,7 @@ def build_new_experiment() -> NewExperimentUI:
                     batch = gr.Number(value=0, precision=0, minimum=0, label="Batch (0 = automatic)")
                     snapshot_every = gr.Number(value=250, precision=0, minimum=1, label="Snapshot every N steps")
                     lr = gr.Number(value=0, minimum=0, label="Learning rate (0 = automatic)")
+                    precision = gr.Dropdown(PRECISION_CHOICES, value="auto", label="Precision")
                 with gr.Row():
                     aug = gr.Radio([("ADA", "ada"), ("DiffAugment", "diffaugment"), ("Off", "none")], value="ada",
                                    label="Augmentation")
@@ -127,9 +131,10 @@ def checkpoint_text(e: dict) -> str:
     return f"**{e['title']}** · {e['resolution'] or '?'} px · {state_text(e)}. {e['depicts']}{note}"
 
 
-def options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap) -> dict:
+def options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap, precision="auto") -> dict:
     opts = {"batch": int(batch or 0), "snapshot_every": int(snapshot_every or 250), "aug": aug,
-            "mirror": bool(mirror), "freeze_d": int(freeze_d or 0), "time_budget_s": float(time_cap or 0) * 60}
+            "mirror": bool(mirror), "freeze_d": int(freeze_d or 0), "time_budget_s": float(time_cap or 0) * 60,
+            "precision": precision or "auto"}
     if lr:
         opts.update(lr_g=float(lr), lr_d=float(lr))
     return opts
@@ -196,11 +201,11 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
 
     @safe(ui.message, errors)
     def start_experiment(title, dataset, checkpoint, crop, steps, batch, snapshot_every, aug, mirror, freeze_d, lr,
-                         time_cap, request: gr.Request):
+                         time_cap, precision, request: gr.Request):
         exp_id = jobs_core.submit_experiment(user_of(request), title=title, dataset=dataset or "",
                                              checkpoint=checkpoint or "", steps=int(steps or 0), crop=crop,
                                              options=options_of(batch, snapshot_every, aug, mirror, freeze_d, lr,
-                                                                time_cap))
+                                                                time_cap, precision))
         listing = list_outputs(experiments, jobs_core.list_experiments(user_of(request)), exp_id)
         return {**listing, ui.message: ok_text("Queued."), nav.tabs: go_to(EXPERIMENTS)}
 
@@ -224,6 +229,7 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
           api_name="estimate_experiment", trigger_mode="always_last", concurrency_id="eta", concurrency_limit=1,
           show_progress="minimal")
     ui.start.click(start_experiment, [ui.title, ui.dataset, ui.checkpoint, ui.crop, ui.steps, ui.batch,
-                                      ui.snapshot_every, ui.aug, ui.mirror, ui.freeze_d, ui.lr, ui.time_cap],
+                                      ui.snapshot_every, ui.aug, ui.mirror, ui.freeze_d, ui.lr, ui.time_cap,
+                                      ui.precision],
                    [ui.message, nav.tabs, experiments.empty, experiments.table, experiments.chosen],
                    api_name="start_experiment")

@@ -76,8 +76,9 @@ def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV
     """Run the ``count`` highest resolutions of G.synthesis or D in fp16, as the original's mixed
     precision does, with every conv clamped (layers without a clamp get ``clamp``)."""
     blocks = net.synthesis if hasattr(net, "synthesis") else net
-    for res in sorted(blocks.block_resolutions, reverse=True)[:count]:
-        getattr(blocks, f"b{res}").use_fp16 = True
+    lowest = max(net.img_resolution // 2 ** (count - 1), 8)  # as the original: never the 4x4 block
+    for res in blocks.block_resolutions:
+        getattr(blocks, f"b{res}").use_fp16 = res >= lowest or getattr(blocks, f"b{res}").use_fp16
     for module in net.modules():
         if getattr(module, "conv_clamp", 0) is None and module is not getattr(net, "b4", None):
             module.conv_clamp = clamp
@@ -120,6 +121,7 @@ class Trainer:
             for net in (self.G, self.D, self.G_ema):
                 use_fp16_blocks(net)
         self.force_fp32 = self.precision != "fp16"
+        self.compiled_D = self._compiled(self.D) if cfg.compile else None
         self._stats: dict[str, list] = {}
         self._ada_logits: list[torch.Tensor] = []
 
@@ -129,6 +131,20 @@ class Trainer:
             return list(net.parameters())
         frozen = tuple(name + "." for name in self.frozen_d)
         return [p for name, p in net.named_parameters() if not name.startswith(frozen)]
+
+    def _compiled(self, net):
+        """``net``'s forward through torch.compile, for the passes without a second derivative
+        (torch.compile has no double backward: Dreg runs eagerly), or None where no compiler
+        works on this machine (said in the log). G is not compiled: its noise comes from the run's
+        generator, which torch.compile cannot trace."""
+        try:
+            probe = torch.ones(2, device=self.device, requires_grad=True)
+            torch.compile(lambda x: (x * 2).sin(), dynamic=False)(probe).sum().backward()
+        except Exception as e:  # noqa: BLE001 - no C++ compiler, no Triton, an unsupported device...
+            self.log(f"compile: torch.compile does not work here ({str(e).strip().splitlines()[0][:200]}); "
+                     "training runs without it")
+            return None
+        return torch.compile(lambda img: net(img, None, force_fp32=self.force_fp32), dynamic=False)
 
     def autocast(self):
         if self.precision == "bf16":
@@ -231,7 +247,7 @@ class Trainer:
             loss = loss_fake + loss_real
         elif phase == "Dreg":
             real = real.detach().requires_grad_(True)
-            real_logits = self._run_D(real)
+            real_logits = self._run_D(real, second_order=True)
             self._ada_logits.append(real_logits.detach())
             loss = losses.r1_penalty(real_logits, real) * (self.r1_gamma / 2)
             (real_logits.flatten() * 0 + loss).mean().mul(gain).backward()
@@ -255,13 +271,16 @@ class Trainer:
                                channels_last=self.channels_last, noise_generator=gen)
         return img.float(), ws
 
-    def _run_D(self, img: torch.Tensor) -> torch.Tensor:
+    def _run_D(self, img: torch.Tensor, second_order: bool = False) -> torch.Tensor:
         if self.cfg.aug == "ada":
             img = self.augment(img, self.gen)
         elif self.cfg.aug == "diffaugment":
             img = diffaugment(img, self.cfg.diffaugment_policy, self.gen)
         with self.autocast():
-            logits = self.D(img, None, force_fp32=self.force_fp32)
+            if self.compiled_D is not None and not second_order:
+                logits = self.compiled_D(img)
+            else:
+                logits = self.D(img, None, force_fp32=self.force_fp32)
         return logits.float()
 
     @torch.no_grad()
@@ -336,4 +355,4 @@ class Trainer:
                 "betas_D": list(self.opt_D.param_groups[0]["betas"]),
                 "r1_gamma": self.r1_gamma, "ema_kimg": self.ema_kimg, "batch": self.batch,
                 "batch_gpu": self.batch_gpu, "frozen_d": self.frozen_d, "device": str(self.device),
-                "precision": self.precision}
+                "precision": self.precision, "compiled": self.compiled_D is not None}
