@@ -36,6 +36,20 @@ def timeit_pairs(fa, fb, *, repeat: int = 5, warmup: int = 1) -> tuple[list[floa
     return ta, tb
 
 
+def timeit_rounds(fns: dict, *, repeat: int = 5, warmup: int = 1) -> dict[str, list[float]]:
+    """Times of each of ``fns`` ({name: fn}) run in turn, round after round, like timeit_pairs."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def median(xs) -> float:
     return statistics.median(xs)
 

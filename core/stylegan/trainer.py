@@ -18,7 +18,6 @@ resumed run continues exactly. Statistics stay on the device until read_stats() 
 from __future__ import annotations
 
 import copy
-from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from .train_config import TrainConfig
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 FP16_RESOLUTIONS, FP16_CONV_CLAMP = 4, 256  # the original's mixed precision: top 4 resolutions, clamp 256
+BF16_CPU_LOWEST = 16
 CPU_AUTO_PRECISION = "fp32"
 
 
@@ -49,7 +49,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """fp32, fp16 (the original's: CUDA only) or bf16 (autocast: CUDA and CPU); 'auto' per device."""
+    """fp32; fp16 (the original's: CUDA only); bf16 (autocast in the high-resolution blocks, fp32
+    master weights: CUDA and CPU); 'auto' per device."""
     if requested == "auto":
         return {"cuda": "fp16", "cpu": CPU_AUTO_PRECISION}.get(device.type, "fp32")
     if requested == "fp16" and device.type != "cuda":
@@ -72,18 +73,33 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
 
 
-def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV_CLAMP) -> None:
-    """Run the ``count`` highest resolutions of G.synthesis or D in fp16, as the original's mixed
-    precision does, with every conv clamped (layers without a clamp get ``clamp``)."""
+def low_precision_blocks(net, lowest: int) -> None:
+    """Mark the blocks of G.synthesis or D at ``lowest`` px and above as reduced-precision blocks
+    (the original's use_fp16): fp16 casts there, or bf16 autocast (see precision)."""
     blocks = net.synthesis if hasattr(net, "synthesis") else net
-    lowest = max(net.img_resolution // 2 ** (count - 1), 8)  # as the original: never the 4x4 block
     for res in blocks.block_resolutions:
-        getattr(blocks, f"b{res}").use_fp16 = res >= lowest or getattr(blocks, f"b{res}").use_fp16
+        block = getattr(blocks, f"b{res}")
+        block.use_fp16 = block.use_fp16 or res >= lowest
+
+
+def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV_CLAMP) -> None:
+    """The original's mixed precision: the ``count`` highest resolutions of G.synthesis or D in
+    fp16 (never the 4x4 block), every conv clamped (layers without a clamp get ``clamp``)."""
+    low_precision_blocks(net, max(net.img_resolution // 2 ** (count - 1), 8))
     for module in net.modules():
         if getattr(module, "conv_clamp", 0) is None and module is not getattr(net, "b4", None):
             module.conv_clamp = clamp
     net.init_kwargs.update(num_fp16_res=max(net.init_kwargs.get("num_fp16_res") or 0, count),
                            conv_clamp=net.init_kwargs.get("conv_clamp") or clamp)
+
+
+def bf16_lowest_resolution(net, device: torch.device) -> int:
+    """Blocks from this resolution up run under bf16 autocast: the original's fp16 blocks on CUDA;
+    on the CPU every block from 16 px (oneDNN's bf16 weight gradients are several times slower
+    than fp32's at 4x4 and 8x8 here, and about 2x faster from 16x16: docs/benchmarks.md)."""
+    if device.type == "cuda":
+        return max(net.img_resolution // 2 ** (FP16_RESOLUTIONS - 1), 8)
+    return BF16_CPU_LOWEST
 
 
 class Trainer:
@@ -120,7 +136,11 @@ class Trainer:
         if self.precision == "fp16":
             for net in (self.G, self.D, self.G_ema):
                 use_fp16_blocks(net)
+        elif self.precision == "bf16":  # G and D only: G_ema and the saved architecture stay as they were
+            for net in (self.G, self.D):
+                low_precision_blocks(net, bf16_lowest_resolution(net, device))
         self.force_fp32 = self.precision != "fp16"
+        self.bf16 = self.precision == "bf16"
         self.compiled_D = self._compiled(self.D) if cfg.compile else None
         self._stats: dict[str, list] = {}
         self._ada_logits: list[torch.Tensor] = []
@@ -144,12 +164,7 @@ class Trainer:
             self.log(f"compile: torch.compile does not work here ({str(e).strip().splitlines()[0][:200]}); "
                      "training runs without it")
             return None
-        return torch.compile(lambda img: net(img, None, force_fp32=self.force_fp32), dynamic=False)
-
-    def autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+        return torch.compile(lambda img: net(img, None, force_fp32=self.force_fp32, bf16=self.bf16), dynamic=False)
 
     # ---- one step -----------------------------------------------------------------------------
     def train_step(self, reals: torch.Tensor) -> None:
@@ -266,9 +281,8 @@ class Trainer:
             ws2 = G.mapping(torch.randn(z.shape, device=self.device, generator=gen), None)
             later = torch.arange(ws.shape[1], device=self.device)[None, :, None] >= cutoff
             ws = torch.where(later, ws2, ws)
-        with self.autocast():
-            img = G.synthesize(ws, noise_mode=self.noise_mode, fused=False, force_fp32=self.force_fp32,
-                               channels_last=self.channels_last, noise_generator=gen)
+        img = G.synthesize(ws, noise_mode=self.noise_mode, fused=False, force_fp32=self.force_fp32,
+                           channels_last=self.channels_last, noise_generator=gen, bf16=self.bf16)
         return img.float(), ws
 
     def _run_D(self, img: torch.Tensor, second_order: bool = False) -> torch.Tensor:
@@ -276,12 +290,9 @@ class Trainer:
             img = self.augment(img, self.gen)
         elif self.cfg.aug == "diffaugment":
             img = diffaugment(img, self.cfg.diffaugment_policy, self.gen)
-        with self.autocast():
-            if self.compiled_D is not None and not second_order:
-                logits = self.compiled_D(img)
-            else:
-                logits = self.D(img, None, force_fp32=self.force_fp32)
-        return logits.float()
+        if self.compiled_D is not None and not second_order:
+            return self.compiled_D(img).float()
+        return self.D(img, None, force_fp32=self.force_fp32, bf16=self.bf16).float()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
