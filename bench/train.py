@@ -6,7 +6,8 @@ Gmain + Dmain step on the same weights, in the same run.
 
 Default config: 64 px, channel_base 4096, channel_max 256, 8 mapping layers, batch 16, on the CPU
 (256 px config F on CUDA). Every variant starts from the same weights; the variants run in turn,
-round after round, so that a drift in the machine's speed touches them alike; medians are printed.
+round after round, so that a drift in the machine's speed touches them alike; medians of wall and
+of process CPU time are printed (on a shared machine the CPU time is the steadier measure).
 Atelier's step is timed whole (Gmain, Dmain, Adam, G EMA, ADA at p = 0 as where it starts); a
 step with lazy R1 (Dreg, every 16 steps) is timed apart and amortised:
 img/s = batch / ((15 plain steps + 1 R1 step) / 16). With --official, the original's Gmain and
@@ -115,15 +116,17 @@ def main() -> None:
             plain[name], with_r1[name] = atelier_step_fns(G, D, cfg, device, a.batch, reals, a.ada_p)
     t_plain = timeit_rounds(plain, repeat=a.steps, warmup=1)
     t_r1 = timeit_rounds(with_r1, repeat=max(a.steps // 2, 1), warmup=0)
-    ref = a.batch / median(t_plain["official"]) if a.official else None
-    print("variant          s/step   s/step(R1)  img/s (R1 amortised)" + ("  vs official" if ref else ""))
-    if ref:
-        print(f"{'official':<16} {median(t_plain['official']):7.3f}   {'-':>9}  {ref:8.2f} (Gmain+Dmain, no R1)")
-    for name in with_r1:
-        s, s_r1 = median(t_plain[name]), median(t_r1[name])
-        ips = a.batch / ((15 * s + s_r1) / 16)
-        print(f"{name:<16} {s:7.3f}   {s_r1:9.3f}  {ips:8.2f}" + (f"  {ips / ref:.2f}x" if ref else ""), flush=True)
-    print(f"# load average after: {os.getloadavg()[0]:.1f}")
+    for clock in ("wall", "cpu"):
+        ref = a.batch / median(t_plain["official"][clock]) if a.official else None
+        print(f"\n{clock} time   s/step   s/step(R1)  img/s (R1 amortised)" + ("  vs official" if ref else ""))
+        if ref:
+            print(f"{'official':<16} {median(t_plain['official'][clock]):7.3f}   {'-':>9}  {ref:8.2f}  "
+                  "(Gmain+Dmain, no R1)")
+        for name in with_r1:
+            s, s_r1 = median(t_plain[name][clock]), median(t_r1[name][clock])
+            ips = a.batch / ((15 * s + s_r1) / 16)
+            print(f"{name:<16} {s:7.3f}   {s_r1:9.3f}  {ips:8.2f}" + (f"  {ips / ref:.2f}x" if ref else ""))
+    print(f"# load average after: {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":
