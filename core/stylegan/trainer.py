@@ -286,8 +286,8 @@ class Trainer:
         return img.float(), ws
 
     def _run_D(self, img: torch.Tensor, second_order: bool = False) -> torch.Tensor:
-        if self.cfg.aug == "ada":
-            img = self.augment(img, self.gen)
+        if self.cfg.aug == "ada" and (self.ada.p if self.ada is not None else float(self.augment.p)) > 0:
+            img = self.augment(img, self.gen)  # p is read on the host; the warp waits for the device, as the original's
         elif self.cfg.aug == "diffaugment":
             img = diffaugment(img, self.cfg.diffaugment_policy, self.gen)
         if self.compiled_D is not None and not second_order:
