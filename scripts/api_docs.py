@@ -35,6 +35,10 @@ Rules that hold for every endpoint:
   snapshot is used. `/start_experiment`'s `lr` 0 and `batch` 0 mean automatic; `time_cap` is in minutes;
   `precision` is `auto` (chosen for the worker's device and named in the run's log), `fp32`, `fp16`
   (CUDA only) or `bf16`.
+- Playground: `/generate`'s `direction` is the SeFa direction's index as text, `'0'` to `'9'` (the
+  dropdown's values); it moves the image only when `strength` is not 0.
+- With `--auth`, only a signed-in client reaches any endpoint (`Client(url, auth=...)`), and an
+  event's results can be read by the user who started it only.
 
 | endpoint | inputs (in order) |
 |---|---|
