@@ -170,3 +170,12 @@ def test_cli_submit_list_show_stop(home, capsys):
     assert cli_main(["jobs", "show", exp_id, "--user", "bob"]) == 2
     assert "No experiment" in capsys.readouterr().err
     assert cli_main(["jobs", "delete", exp_id, "--user", "alice"]) == 0
+
+
+def test_cli_submit_takes_precision_and_compile(home, capsys):
+    args = ["jobs", "submit", "--dataset", home["ds"], "--checkpoint", home["ckpt"], "--steps", "4",
+            "--precision", "bf16", "--compile", "--json", "--user", "alice"]
+    assert cli_main(args) == 0
+    exp_id = json.loads(capsys.readouterr().out)["id"]
+    options = jobs.get_experiment(exp_id, "alice")["options"]
+    assert (options["precision"], options["compile"]) == ("bf16", True)

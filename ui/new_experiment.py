@@ -20,6 +20,8 @@ from .common import DATASETS, EXPERIMENTS, Nav, TypedSlider, duration, go_to, md
 
 USABLE = ("bundled", "downloaded", "imported")
 ETA_POLL_S = 3.0     # while the worker measures a combination, the ETA line asks again this often
+PRECISION_CHOICES = [("Automatic (named in the log)", "auto"), ("fp32", "fp32"), ("bf16 (GPU or CPU)", "bf16"),
+                     ("fp16 (GPU, as the original)", "fp16")]
 
 
 @dataclass
@@ -49,6 +51,7 @@ class NewExperimentUI:
     freeze_d: gr.Number
     lr: gr.Number
     time_cap: gr.Number
+    precision: gr.Dropdown
     start: gr.Button
     message: gr.Markdown
 
@@ -86,6 +89,7 @@ def build_new_experiment() -> NewExperimentUI:
                     snapshot_every = gr.Number(value=0, precision=0,
                                                label="Snapshot every N steps (0 = automatic: every few minutes)")
                     lr = gr.Number(value=0, label="Learning rate (0 = automatic)")
+                    precision = gr.Dropdown(PRECISION_CHOICES, value="auto", label="Precision")
                 with gr.Row():
                     aug = gr.Radio([("ADA", "ada"), ("DiffAugment", "diffaugment"), ("Off", "none")], value="ada",
                                    label="Augmentation")
@@ -137,9 +141,10 @@ def checkpoint_text(e: dict) -> str:
             f"{md_escape(e['depicts'])}{note}")
 
 
-def options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap) -> dict:
+def options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap, precision="auto") -> dict:
     opts = {"batch": int(batch or 0), "snapshot_every": int(snapshot_every or 0), "aug": aug,
-            "mirror": bool(mirror), "freeze_d": int(freeze_d or 0), "time_budget_s": float(time_cap or 0) * 60}
+            "mirror": bool(mirror), "freeze_d": int(freeze_d or 0), "time_budget_s": float(time_cap or 0) * 60,
+            "precision": precision or "auto"}
     if lr:
         opts.update(lr_g=float(lr), lr_d=float(lr))
     return opts
@@ -222,12 +227,12 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
 
     @safe(ui.message, errors)
     def start_experiment(title, dataset, checkpoint, crop, steps, batch, snapshot_every, aug, mirror, freeze_d, lr,
-                         time_cap, count, warned, request: gr.Request):
+                         time_cap, precision, count, warned, request: gr.Request):
         if count is not None and count < MIN_TO_TRAIN and warned != dataset:  # the second press trains anyway
             return {ui.message: too_small_text(count), ui.warned: dataset}
         exp_id = jobs_core.submit_experiment(user_of(request), title=title, dataset=dataset or "", checkpoint=checkpoint
                                              or "", steps=steps, crop=crop, options=options_of(
-                                                 batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap))
+                                                 batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap, precision))
         listing = list_outputs(experiments, jobs_core.list_experiments(user_of(request)), exp_id)
         return {**listing, ui.message: ok_text("Queued."), ui.warned: None, nav.tabs: go_to(EXPERIMENTS)}
 
@@ -248,6 +253,6 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
           api_name="estimate_experiment", trigger_mode="always_last", concurrency_id="eta", show_progress="hidden")
     ui.start.click(start_experiment, [ui.title, ui.dataset, ui.checkpoint, ui.crop, ui.steps, ui.batch,
                                       ui.snapshot_every, ui.aug, ui.mirror, ui.freeze_d, ui.lr, ui.time_cap,
-                                      ui.dataset_count, ui.warned],
+                                      ui.precision, ui.dataset_count, ui.warned],
                    [ui.message, ui.warned, nav.tabs, experiments.empty, experiments.table, experiments.chosen],
                    api_name="start_experiment")
