@@ -2,9 +2,9 @@
 
     python bench/transfer.py [--source-steps 400] [--steps 300] [--work DIR]
 
-1. Trains a tiny 32 px StyleGAN2 from scratch on the 'flowers' sample dataset (the source model).
-2. Transfers it to the clearly different 'landscapes' sample dataset.
-Prints the sliced Wasserstein distance between G_ema samples and the landscapes at each snapshot
+1. Trains a tiny 32 px StyleGAN2 from scratch on the 'emoji-faces' sample dataset (the source model).
+2. Transfers it to the clearly different 'flags' sample dataset.
+Prints the sliced Wasserstein distance between G_ema samples and the flags at each snapshot
 of the transfer run (ProGAN per-set normalisation, and joint normalisation), and the ratio of the
 last to step 0. The target is a ratio of 0.5 or less within a few hundred steps.
 """
@@ -47,15 +47,14 @@ def main() -> None:
     a = ap.parse_args()
     os.environ.setdefault("ATELIER_HOME", str(Path(a.work) / "home"))
     from core.datasets import import_dataset, open_packed
-    from core.sample_data import make_sample_dataset
+    from core.sample_data import sample_dataset
     from core.stylegan import load_checkpoint
     from core.stylegan.train import train
     from core.stylegan.train_config import TrainConfig
     data = {}
-    for kind in ("flowers", "landscapes"):
-        folder = make_sample_dataset(kind, Path(a.work) / kind, n=300, size=64, seed=1)
+    for kind in ("emoji-faces", "flags"):
         try:
-            import_dataset([folder], kind, resolution=32)
+            import_dataset([sample_dataset(kind).path], kind, resolution=32)
         except Exception as e:
             print(f"{kind}: {e}")
         data[kind] = open_packed(kind, 32)
@@ -63,15 +62,15 @@ def main() -> None:
     t0 = time.time()
     source_cfg = TrainConfig(steps=a.source_steps, batch=a.batch, snapshot_every=a.source_steps, device="cpu",
                              scratch_arch=ARCH, grid_seeds=tuple(range(16)))
-    train(source_cfg, Path(a.work) / "source", dataset=data["flowers"], **quiet)
+    train(source_cfg, Path(a.work) / "source", dataset=data["emoji-faces"], **quiet)
     source = load_checkpoint(Path(a.work) / "source" / "state.safetensors")
-    print(f"source model: {a.source_steps} steps on flowers in {time.time() - t0:.0f} s")
+    print(f"source model: {a.source_steps} steps on emoji-faces in {time.time() - t0:.0f} s")
     t0 = time.time()
     cfg = TrainConfig(steps=a.steps, batch=a.batch, snapshot_every=max(a.steps // 6, 1), device="cpu")
-    train(cfg, Path(a.work) / "transfer", dataset=data["landscapes"], checkpoint=source, **quiet)
+    train(cfg, Path(a.work) / "transfer", dataset=data["flags"], checkpoint=source, **quiet)
     wall = time.time() - t0
-    rows = swd_at_snapshots(Path(a.work) / "transfer", data["landscapes"])
-    print(f"transfer: {a.steps} steps on landscapes in {wall:.0f} s ({a.steps * a.batch / wall:.1f} img/s)")
+    rows = swd_at_snapshots(Path(a.work) / "transfer", data["flags"])
+    print(f"transfer: {a.steps} steps on flags in {wall:.0f} s ({a.steps * a.batch / wall:.1f} img/s)")
     print("step  SWD(per-set)  SWD(joint)")
     for step, s1, s2 in rows:
         print(f"{step:5d}  {s1:12.1f}  {s2:10.1f}")

@@ -12,13 +12,11 @@ from PIL import Image, ImageDraw
 
 from core import datasets as ds_core
 from core import quota
-from core.sample_data import make_sample_dataset
+from core.sample_data import DEMO_SAMPLE, SAMPLES, sample_dataset
 
 from .common import NEW, Nav, go_to, ok_text, safe, scratch_dir, served, user_of, when
 
 UPLOAD_TYPES = sorted(ds_core.common.IMAGE_EXTS | ds_core.common.VIDEO_EXTS | ds_core.common.ARCHIVE_EXTS)
-SAMPLE_NAME = "Sample landscapes"
-SAMPLE_COUNT = 500
 JOURNEY = ("**Your images → a dataset → an experiment that fine-tunes a pre-trained model → "
            "your own model → new images in the Playground.** Start with a dataset:")
 ADVICE = ("500 to 5,000 images are suggested (fewer than 300 is risky); images similar in content "
@@ -36,6 +34,7 @@ class DatasetsUI:
     tab: gr.Tab
     welcome: gr.Column
     use_sample: gr.Button
+    sample_choice: gr.Radio
     upload_own: gr.Button
     files: gr.File
     folder: gr.File
@@ -68,6 +67,11 @@ def build_datasets() -> DatasetsUI:
     with gr.Tab("1 · Datasets", id="datasets") as tab:
         with gr.Column(visible=False, elem_classes=["atelier-welcome"]) as welcome:
             gr.Markdown(JOURNEY, elem_classes=["atelier-journey"])
+            gr.Gallery(samples_view(), label="Sample datasets (real artwork; licences in static/datasets/NOTICE)",
+                       columns=len(SAMPLES), height="auto", object_fit="contain", fit_columns=False,
+                       elem_classes=["atelier-pixel"], interactive=False, buttons=[])
+            sample_choice = gr.Radio([(f"{s.name[len('Sample '):]} ({s.count()})", s.key) for s in SAMPLES.values()],
+                                     value=DEMO_SAMPLE, label="Sample dataset")
             with gr.Row():
                 use_sample = gr.Button("Use the sample dataset", variant="primary")
                 upload_own = gr.Button("Upload your images")
@@ -199,8 +203,8 @@ def refresh(ui: DatasetsUI, user: str, select: str | None = None) -> dict:
             ui.storage: storage_view(user)}
 
 
-def _sample_sources() -> list[str]:
-    return [str(make_sample_dataset("landscapes", scratch_dir() / "landscapes", n=SAMPLE_COUNT))]
+def samples_view() -> list:
+    return [(s.mosaic(), f"{s.name[len('Sample '):]}: {s.what} ({s.count()})") for s in SAMPLES.values()]
 
 
 # ---- wiring ------------------------------------------------------------------------------------
@@ -235,14 +239,14 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
                 ui.message: ok_text(f"Imported {rep.accepted:,} images as “{rep.name}”.")}
 
     @safe(ui.message, errors)
-    def use_sample_dataset(request: gr.Request, progress=gr.Progress()):
-        user = user_of(request)
-        if any(d["name"] == SAMPLE_NAME for d in ds_core.list_datasets(user)):
-            return {**refresh(ui, user), ui.message: ok_text(f"“{SAMPLE_NAME}” is already here.")}
-        rep = ds_core.import_dataset(_sample_sources(), SAMPLE_NAME, user=user,
+    def use_sample_dataset(sample, request: gr.Request, progress=gr.Progress()):
+        user, chosen = user_of(request), sample_dataset(sample or DEMO_SAMPLE)
+        if any(d["name"] == chosen.name for d in ds_core.list_datasets(user)):
+            return {**refresh(ui, user), ui.message: ok_text(f"“{chosen.name}” is already here.")}
+        rep = ds_core.import_dataset([str(chosen.path)], chosen.name, user=user,
                                      progress_fn=lambda d, t: progress((d, t), desc="Importing the sample"))
         return {**refresh(ui, user, rep.dataset_id), ui.next_btn: gr.Button(visible=True),
-                ui.message: ok_text(f"Added “{SAMPLE_NAME}”: {rep.accepted:,} generated landscapes to try.")}
+                ui.message: ok_text(f"Added “{chosen.name}”: {rep.accepted:,} images of {chosen.what} to try.")}
 
     @safe(ui.list_message, errors)
     def ask_delete(dataset, request: gr.Request):
@@ -270,7 +274,7 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
                                          ui.zoom],
                         [*list_outputs, ui.report, ui.rejected, ui.next_btn, ui.message], api_name="import_dataset",
                         concurrency_id="io")
-    ui.use_sample.click(use_sample_dataset, None, [*list_outputs, ui.next_btn, ui.message],
+    ui.use_sample.click(use_sample_dataset, ui.sample_choice, [*list_outputs, ui.next_btn, ui.message],
                         api_name="use_sample_dataset", concurrency_id="io")
     ui.upload_own.click(None, js="() => document.querySelector('#atelier-folder input[type=file]')?.click()")
     ui.listing.select(pick_from_gallery, None, ui.chosen, api_name=False)
