@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .checkpoints.entries import DEFAULT_NAME
 from .datasets import DatasetError
 
 DATASETS_DIR = Path(__file__).resolve().parents[1] / "static" / "datasets"
@@ -67,3 +68,12 @@ def sample_dataset(key: str) -> SampleDataset:
     if key not in SAMPLES:
         raise DatasetError(f"unknown sample dataset {str(key)[:40]!r}: choose {', '.join(SAMPLES)}")
     return SAMPLES[key]
+
+
+def suggested_run(dataset_name: str, checkpoint: str) -> dict | None:
+    """The demo's steps and snapshot interval when a sample set (other than the default model's own)
+    is fine-tuned from the bundled default model; None otherwise."""
+    others = {s.name for s in SAMPLES.values() if s.key != DEFAULT_MODEL_SAMPLE}
+    if checkpoint == DEFAULT_NAME and dataset_name in others:
+        return {"steps": DEMO_STEPS, "snapshot_every": DEMO_SNAPSHOT_EVERY}
+    return None
