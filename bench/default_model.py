@@ -74,7 +74,8 @@ def main() -> None:
     reals = sample_images(a.sample, ckpt.resolution)
     fakes = model_images(ckpt.G_ema, a.n)
     value, floor = swd(fakes, reals)["mean"], split_half_floor(reals)
-    print(f"{Path(a.checkpoint).name} at step {ckpt.metadata.get('step', '?')}: SWD of {a.n} samples vs the "
+    step = ckpt.metadata.get("step", ckpt.metadata.get("steps", "?"))
+    print(f"{Path(a.checkpoint).name} at step {step}: SWD of {a.n} samples vs the "
           f"{len(reals)} images of '{a.sample}' = {value:.1f}; split-half floor {floor:.1f}; ratio {value / floor:.2f}")
     if a.grid:
         pixel_doubled_grid(ckpt.G_ema, range(32), cols=8).save(a.grid)
