@@ -172,7 +172,7 @@ def test_sample_dataset(running):
     out = client.predict(api_name="/use_sample_dataset")
     assert "already here" in str(out)
     steps, _, snapshot_every, note = client.predict("Sample flags", "default", api_name="/suggest_steps")
-    assert (steps, snapshot_every) == (600, 100) and "first try" in note, (steps, snapshot_every, note)
+    assert (steps, snapshot_every) == (300, 100) and "first try" in note, (steps, snapshot_every, note)
     out = client.predict("emoji-faces", api_name="/use_sample_dataset")
     assert "Added “Sample emoji faces”: 316 images" in str(out), out
     with pytest.raises(Exception, match="'landscapes'.* is not in the list of choices"):  # Gradio checks the Radio
