@@ -12,7 +12,7 @@ pack, open), ``preview`` (crop previews, mosaic).
 from .common import (CROP_MODES, MAX_IMAGES, MAX_PIXELS, MAX_TOTAL_BYTES, MIN_SIZE, RESOLUTIONS,
                      DatasetError, DatasetExists, DatasetNotFound, ImportReport, inflated_count,
                      validate_name)
-from .catalog import delete_dataset, get_dataset, get_report, list_datasets, open_packed, pack_dataset
+from .catalog import dataset_images, delete_dataset, get_dataset, get_report, list_datasets, open_packed, pack_dataset
 from .ingest import import_dataset, import_folder_of_images_for_training
 from .packed import PackedDataset, sample_batch
 from .preview import crop_previews
@@ -20,7 +20,7 @@ from .preview import crop_previews
 __all__ = [
     "CROP_MODES", "MAX_IMAGES", "MAX_PIXELS", "MAX_TOTAL_BYTES", "MIN_SIZE", "RESOLUTIONS",
     "DatasetError", "DatasetExists", "DatasetNotFound", "ImportReport", "PackedDataset",
-    "crop_previews", "delete_dataset", "get_dataset", "get_report", "import_dataset",
+    "crop_previews", "dataset_images", "delete_dataset", "get_dataset", "get_report", "import_dataset",
     "import_folder_of_images_for_training", "inflated_count", "list_datasets", "open_packed",
     "pack_dataset", "sample_batch", "validate_name",
 ]
