@@ -33,6 +33,13 @@ Rules that hold for every endpoint:
   dicts with `__type__: update`; files as paths downloaded by the client.
 - Experiments: `step` of `/show_snapshot` and `/save_to_my_models` is a training step; the nearest
   snapshot is used. `/start_experiment`'s `lr` 0 and `batch` 0 mean automatic; `time_cap` is in minutes.
+- Playground: `source` is `seed` (the seed, or the pasted / uploaded vector), `vector:<id>` (ids from
+  `/list_vectors`) or `projection:<id>` (from `/projection_status` once a projection is over);
+  `direction_set` is `sefa:<group>` or `ganspace:<group>` (group `all`, `coarse`, `middle`, `fine`) or
+  `saved`, and `s1`..`s6` are its sliders' strengths. Keyframes are seeds (as text), `vector:<id>` and
+  `projection:<id>`. A projection runs in the background: `/start_projection`, then `/projection_status`
+  about once a second until it says done; `/stop_projection` keeps the closest result so far. Vectors,
+  directions and projections are the signed-in user's own.
 
 | endpoint | inputs (in order) |
 |---|---|

@@ -72,7 +72,7 @@ def _locked(user: str):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _records(user: str, kind: str) -> list[dict]:
+def records(user: str, kind: str) -> list[dict]:
     out = []
     for p in _dir(user, kind).glob("*.json"):
         rec = read_json(p) if ID_RE.fullmatch(p.stem) else None
@@ -98,7 +98,7 @@ def find(user: str, kind: str, ref) -> dict:
             return _record(user, kind, ref)
         except NotFound:
             pass
-    for rec in _records(user, kind):
+    for rec in records(user, kind):
         if rec["name"] == (ref.strip() if isinstance(ref, str) else ref):
             return rec
     raise NotFound(f"No such {kind[:-1]}")
@@ -120,7 +120,7 @@ def _add(user: str, kind: str, record: dict, array: np.ndarray, extra: dict | No
     except quota.QuotaError as e:
         raise PlaygroundError(str(e)) from None
     with _locked(user):
-        existing = _records(user, kind)
+        existing = records(user, kind)
         if len(existing) >= MAX_ITEMS:
             raise PlaygroundError(f"You have {MAX_ITEMS:,} {kind} already: delete some first")
         scope = [r for r in existing if kind == "vectors" or r.get("model") == record.get("model")]
@@ -140,7 +140,7 @@ def rename(user: str, kind: str, ref, name: str) -> dict:
     name = check_name(name, kind[:-1])
     with _locked(user):
         rec = find(user, kind, ref)
-        scope = [r for r in _records(user, kind) if kind == "vectors" or r.get("model") == rec.get("model")]
+        scope = [r for r in records(user, kind) if kind == "vectors" or r.get("model") == rec.get("model")]
         if any(r["name"] == name and r["id"] != rec["id"] for r in scope):
             raise PlaygroundError(f"A {kind[:-1]} named “{name}” exists already: choose another name")
         rec["name"] = name
@@ -185,7 +185,7 @@ def save_vector(user: str, name: str, array, space: str, *, model_fp: str, model
 
 
 def list_vectors(user: str, model_fp: str | None = None) -> list[dict]:
-    recs = _records(user, "vectors")
+    recs = records(user, "vectors")
     return [r for r in recs if model_fp is None or r.get("model") == model_fp]
 
 
@@ -226,7 +226,7 @@ def save_direction(user: str, name: str, direction, *, model_fp: str, method: st
 
 def list_directions(user: str, model_fp: str) -> list[dict]:
     """The user's directions saved with this model, oldest first (the order of their sliders)."""
-    return [r for r in reversed(_records(user, "directions")) if r.get("model") == model_fp]
+    return [r for r in reversed(records(user, "directions")) if r.get("model") == model_fp]
 
 
 def get_direction(user: str, ref) -> tuple[dict, np.ndarray]:

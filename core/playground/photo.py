@@ -86,6 +86,16 @@ def start_projection(user: str, model_path, target: np.ndarray, options: Project
     return runner.start(user, "projection", work)
 
 
+def for_display(image, side: int = 256):
+    """A small image blown up by whole pixels (nearest) until its short side reaches ``side``: a
+    64 px rendering stays crisp on the page instead of a blurry upscale or a thumbnail."""
+    if image is None:
+        return None
+    image = np.asarray(image)
+    k = max(1, side // max(1, min(image.shape[:2])))
+    return image.repeat(k, axis=0).repeat(k, axis=1) if k > 1 else image
+
+
 def projection_view(user: str, task_id: str | None = None, runner: TaskRunner = PROJECTIONS) -> dict:
     """What the page shows: ``{"id", "state", "text", "image" (target | current, side by side), "active"}``."""
     s = runner.status(user, task_id)
@@ -101,7 +111,8 @@ def projection_view(user: str, task_id: str | None = None, runner: TaskRunner = 
         image = s["preview"]
     else:
         text, image = s["message"] or state, s["preview"]
-    return {"id": s["id"], "state": state, "text": text, "image": image, "active": state in ("waiting", "running")}
+    return {"id": s["id"], "state": state, "text": text, "image": for_display(image),
+            "active": state in ("waiting", "running")}
 
 
 def projection_result(user: str, task_id: str, runner: TaskRunner = PROJECTIONS) -> ProjectionResult:

@@ -263,3 +263,60 @@ def noise_loop_video(user: str, model_key: str, dest, seed: int = 0, wander: int
     from . import walks
     return walks.noise_loop_video(resolve_model(model_key, user), dest, seconds, fps, size, progress_fn,
                                   seed=int(seed or 0), wander=int(wander), psi=float(psi))
+
+
+def slot_names(user: str, model_key: str, set_name: str) -> list[str]:
+    """The names of a direction set's sliders (fewer than SLOTS for a short saved set)."""
+    return [s["name"] for s in direction_slots(user, resolve_model(model_key, user), set_name)]
+
+
+def seed_cells(user: str, model_key: str, start: int, count: int, psi: float, noise_mode: str) -> list[tuple]:
+    """(image, caption) of ``count`` seeds from ``start``, to browse."""
+    from .common import check_seed
+    from .grids import seed_grid
+    start = check_seed(int(start or 0))
+    seeds = list(range(start, min(start + count, 2 ** 32)))
+    grid, seeds = seed_grid(resolve_model(model_key, user), seeds, psi=psi, noise_mode=noise_mode, cols=len(seeds))
+    side = grid.size[1]
+    return [(grid.crop((i * side, 0, (i + 1) * side, side)), f"seed {s}") for i, s in enumerate(seeds)]
+
+
+# ---- your photo -----------------------------------------------------------------------------
+
+def crop_for_model(user: str, model_key: str, source, crop: str = "center", zoom: float = 1.0, cx: float = 0.5,
+                   cy: float = 0.5) -> np.ndarray:
+    """The photo as this model will be asked to draw it (its resolution, cropped), shown by whole pixels."""
+    from .photo import for_display
+    return for_display(_target(user, model_key, source, crop, zoom, cx, cy))
+
+
+def _target(user: str, model_key: str, source, crop, zoom, cx, cy) -> np.ndarray:
+    from .photo import prepare_target
+    ckpt = load_model(resolve_model(model_key, user))
+    return prepare_target(source, ckpt.resolution, crop, float(zoom), float(cx), float(cy))
+
+
+def project_photo(user: str, model_key: str, source, options, crop: str = "center", zoom: float = 1.0,
+                  cx: float = 0.5, cy: float = 0.5) -> str:
+    """Crop the photo and start projecting it in the background; the task id."""
+    from .photo import start_projection
+    target = _target(user, model_key, source, crop, zoom, cx, cy)
+    return start_projection(user, resolve_model(model_key, user), target, options)
+
+
+def photo_status(user: str, model_key: str | None = None) -> dict:
+    """The user's latest projection as the page shows it; once it is over, also the sources to start
+    from (``sources``) with the projection first in line (``source``)."""
+    from .photo import projection_view
+    view = projection_view(user)
+    if not view["active"] and view["state"] in ("done", "stopped") and model_key:
+        sources = source_choices(user, model_key)
+        mine = f"projection:{view['id']}"
+        view.update(sources=sources, source=mine if mine in [v for _, v in sources] else None)
+    return view
+
+
+def vector_choices(user: str, model_key: str) -> list[tuple[str, str]]:
+    """(label, id) of the user's vectors that belong to this model."""
+    fp = model_fingerprint(resolve_model(model_key, user))
+    return [(f"{r['name']} ({r['space']}, {r['created'][:10]})", r["id"]) for r in library.list_vectors(user, fp)]
