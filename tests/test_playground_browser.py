@@ -1,9 +1,11 @@
 """The Playground in a real browser (Playwright + Debian Chromium, the bundled 64 px model, CPU):
-upload a photo -> project it (a long run stopped, then a short one) -> edit it with a typed direction
-strength and a typed ψ (Enter re-renders, as releasing a slider does) -> keep it as a vector ->
-a keyframe walk through it and two seeds -> the mp4.
+typed ψ and direction strengths re-render (Enter, as releasing a slider does) -> upload a photo and
+start a long projection, stop it -> project a sample-dataset photo picked from the dataset (a short
+run; 24 sample images are imported before the app starts) -> edit it with a typed strength -> keep
+it as a vector -> a keyframe walk through it -> the mp4.
 
-Set ATELIER_SCREENSHOTS=DIR to also save a screenshot of the Playground after the walk."""
+Set ATELIER_SCREENSHOTS=DIR to also save screenshots (the projection then runs 500 steps, so that
+the picture shows what a user gets)."""
 from __future__ import annotations
 
 import os
@@ -33,6 +35,10 @@ def server(tmp_path):
     tmp.mkdir()
     env = dict(os.environ, ATELIER_HOME=str(home), GRADIO_TEMP_DIR=str(tmp / "gradio"), TMPDIR=str(tmp),
                PYTHONPATH=str(REPO), GRADIO_ANALYTICS_ENABLED="False")
+    setup = ("import sys; from pathlib import Path; from core.sample_data import make_sample_dataset; "
+             "from core.datasets import import_dataset; "
+             "import_dataset([str(make_sample_dataset('landscapes', Path(sys.argv[1]), n=24))], 'Sample landscapes')")
+    subprocess.run([sys.executable, "-c", setup, str(tmp_path / "sample")], cwd=REPO, env=env, check=True, timeout=300)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -106,9 +112,15 @@ def test_projection_edit_keep_and_walk(server):
         expect(page.get_by_text("Step ")).to_be_visible()
         page.get_by_role("button", name="Stop").click()
         expect(page.locator("#atelier-pg-photo-status").get_by_text("Stopped after")).to_be_visible()
-        type_number(page, "atelier-pg-steps", "40")
+        steps = "500" if os.environ.get("ATELIER_SCREENSHOTS") else "40"
+        page.get_by_text("Or pick a photo from one of your datasets").click()
+        page.locator("#atelier-pg-photo-section").get_by_label("Dataset").click()
+        page.get_by_role("option", name="Sample landscapes").click()
+        page.locator("#atelier-pg-photo-section .thumbnail-item").nth(3).click()
+        type_number(page, "atelier-pg-steps", steps)
         page.get_by_role("button", name="Find my photo in the model").click()
-        expect(page.locator("#atelier-pg-photo-status").get_by_text("Done after 40 steps")).to_be_visible()
+        expect(page.locator("#atelier-pg-photo-status").get_by_text(f"Done after {steps} steps")).to_be_visible()
+        shot(page, "5-playground-projection")
         expect(page.locator("#atelier-pg-source input")).to_have_value(re.compile("^Projected photo"))
         expect(page.locator("#atelier-pg-progress img")).to_be_visible()
 
@@ -133,5 +145,5 @@ def test_projection_edit_keep_and_walk(server):
         expect(page.locator("#atelier-pg-walk-msg").get_by_text("It ends where it starts")).to_be_visible()
         src = page.locator("#atelier-pg-video video").first.get_attribute("src")
         assert src and ".mp4" in src, src
-        shot(page, "5-playground-projection")
+        shot(page, "5-playground-walk")
         browser.close()

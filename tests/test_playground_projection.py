@@ -133,7 +133,7 @@ def test_start_projection_follows_to_a_result(model, monkeypatch):
     tid = start_projection("alice", model, rendered(model, 2), ProjectionOptions(steps=20), runner=runner)
     runner.wait("alice", tid, 120)
     view = projection_view("alice", tid, runner)
-    assert view["state"] == "done" and "dB" in view["text"] and view["image"].shape == (32, 64, 3)
+    assert view["state"] == "done" and "dB" in view["text"] and view["image"].shape == (256, 512, 3)  # shown x8
     res = projection_result("alice", tid, runner)
     assert res.model_fp and res.ws.shape == (8, 32)
     with pytest.raises(Exception):

@@ -157,10 +157,10 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
     @safe(ui.message, ERRORS)
     def direction_sliders(model, direction_set, request: gr.Request):
         names = view_core.slot_names(user_of(request), model, direction_set)
-        note = "" if names or direction_set != "saved" else "No directions saved with this model yet: name a slider."
         saved = direction_set == "saved"
+        note = {ui.message: "No directions saved with this model yet: name a slider."} if saved and not names else {}
         return {**{s: gr.Slider(value=0, label=names[i] if i < len(names) else "—", visible=i < len(names))
-                   for i, s in enumerate(ui.sliders)}, ui.message: note, ui.delete_dir_btn: gr.Button(visible=saved),
+                   for i, s in enumerate(ui.sliders)}, **note, ui.delete_dir_btn: gr.Button(visible=saved),
                 ui.save_dir_btn: gr.Button("Rename it" if saved else "Save it with this model")}
 
     @safe(ui.message, ERRORS)
@@ -203,18 +203,21 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
           api_name="playground_models", show_progress="hidden")
     gr.on([ui.model.change, ui.source.focus], model_options, [ui.model, ui.source, ui.direction_set],
           [ui.source, ui.direction_set, ui.message], api_name="playground_options", show_progress="hidden")
-    gr.on([ui.model.change, ui.direction_set.change], direction_sliders, [ui.model, ui.direction_set],
-          [*ui.sliders, ui.message, ui.delete_dir_btn, ui.save_dir_btn], api_name="direction_sliders",
-          show_progress="hidden")
-    gr.on([ui.model.change, ui.source.change, ui.seed.change, ui.psi.release, ui.noise.change, ui.vector_file.change,
-           ui.vector_text.blur, ui.mix_seed.change, ui.mix_layers.change, ui.direction_set.change,
-           *[s.release for s in ui.sliders]],
-          generate, inputs, [ui.image, ui.message], api_name="generate", trigger_mode="always_last",
-          concurrency_id="render", concurrency_limit=2, show_progress="minimal")
+    render = dict(trigger_mode="always_last", concurrency_id="render", concurrency_limit=2, show_progress="minimal")
+    slider_outputs = [*ui.sliders, ui.message, ui.delete_dir_btn, ui.save_dir_btn]
+    # A new model or direction set first resets the sliders to 0, then renders (not before: stale strengths).
+    gr.on([ui.model.change, ui.direction_set.change], direction_sliders, [ui.model, ui.direction_set], slider_outputs,
+          api_name="direction_sliders", show_progress="hidden").then(
+        generate, inputs, [ui.image, ui.message], api_name=False, **render)
+    gr.on([ui.source.change, ui.seed.change, ui.psi.release, ui.noise.change, ui.vector_file.change,
+           ui.vector_text.blur, ui.mix_seed.change, ui.mix_layers.change, *[s.release for s in ui.sliders]],
+          generate, inputs, [ui.image, ui.message], api_name="generate", **render)
     gr.on([ui.keep_btn.click, ui.keep_name.submit], keep_vector, [*inputs, ui.keep_name], [ui.message, ui.keep_name],
           api_name="keep_vector")
     ui.save_dir_btn.click(save_direction, [ui.model, ui.direction_set, ui.slot, ui.slot_name],
-                          [ui.message, ui.slot_name], api_name="save_direction")
+                          [ui.message, ui.slot_name], api_name="save_direction").then(
+        direction_sliders, [ui.model, ui.direction_set], slider_outputs, api_name=False, show_progress="hidden").then(
+        generate, inputs, [ui.image, ui.message], api_name=False, **render)
     ui.delete_dir_btn.click(delete_direction, [ui.model, ui.slot], [ui.message, ui.direction_set],
                             api_name="delete_direction")
     ui.dice.click(lambda: (random.randint(0, MAX_SEED), "seed"), None, [ui.seed, ui.source], api_name=False)

@@ -14,7 +14,7 @@ from .common import Nav, error_text, ok_text, safe, served, user_of
 
 ERRORS = (pg_core.PlaygroundError, ds_core.DatasetError)
 POLL_S = 1.0
-LOSS_CHOICES = [("Pixels, multi-scale (best measured)", "pixel"), ("Pixels + SSIM", "pixel+ssim"),
+LOSS_CHOICES = [("Pixels + SSIM (best measured)", "pixel+ssim"), ("Pixels, multi-scale", "pixel"),
                 ("Pixels + the model's discriminator features", "d+pixel"),
                 ("Pixels + LPIPS (your VGG16 weights)", "lpips+pixel")]
 
@@ -68,7 +68,7 @@ def build_photo() -> PhotoUI:
                              value="w+", label="Search in")
             fit_noise = gr.Checkbox(value=False, label="Also fit the noise maps")
             steps = gr.Slider(20, 2000, value=300, step=10, label="Steps", elem_id="atelier-pg-steps")
-            loss = gr.Dropdown(LOSS_CHOICES, value="pixel", label="Likeness measured by")
+            loss = gr.Dropdown(LOSS_CHOICES, value="pixel+ssim", label="Likeness measured by")
         lpips = gr.File(label="VGG16 / LPIPS weights (.safetensors or .pth; only for LPIPS)", file_count="multiple",
                         file_types=[".safetensors", ".pth", ".pt"], height=80)
         with gr.Row():
@@ -124,6 +124,13 @@ def wire_photo(ui: PhotoUI, pg, nav: Nav) -> None:
                 out.update({pg.source: gr.Dropdown(choices=s["sources"], value=s["source"]), pg.psi: 1.0})
         return out
 
+    def resume(request: gr.Request):
+        """After a reload: follow a projection that is still running."""
+        found = pg_core.PROJECTIONS.list(user_of(request))
+        running = bool(found) and found[-1]["state"] in ("waiting", "running")
+        return {ui.timer: gr.Timer(active=running), ui.project_btn: gr.Button(interactive=not running),
+                ui.stop_btn: gr.Button(interactive=running)}
+
     @safe(ui.status, ERRORS)
     def stop_projection(request: gr.Request):
         pg_core.PROJECTIONS.stop(user_of(request))
@@ -141,3 +148,4 @@ def wire_photo(ui: PhotoUI, pg, nav: Nav) -> None:
                   [ui.progress, ui.status, ui.timer, ui.project_btn, ui.stop_btn, pg.source, pg.psi],
                   api_name="projection_status", show_progress="hidden")
     ui.stop_btn.click(stop_projection, None, ui.status, api_name="stop_projection")
+    nav.demo.load(resume, None, [ui.timer, ui.project_btn, ui.stop_btn], api_name=False, show_progress="hidden")

@@ -82,7 +82,8 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=500, help="optimisation steps (default 500)")
     p.add_argument("--space", choices=("w", "w+"), default="w+", help="one w for all layers, or one per layer (default)")
     p.add_argument("--noise", action="store_true", help="also fit the noise maps")
-    p.add_argument("--loss", choices=LOSSES, default="pixel", help="what 'close' means (default pixel)")
+    p.add_argument("--loss", choices=LOSSES, default="pixel+ssim",
+                   help="what 'close' means (default pixel+ssim: the best in bench/playground.py)")
     p.add_argument("--lpips-weights", nargs="+", metavar="FILE", help="VGG16 / LPIPS weights for --loss lpips+pixel")
     p.add_argument("--crop", choices=CROPS, default="center", help="center square, whole image squeezed, or padded")
     p.add_argument("--zoom", type=float, default=1.0, help="center crop: 1 = the short side, 2 = half of it")

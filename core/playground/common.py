@@ -75,13 +75,14 @@ SMALL_MODEL_RES = 128
 
 
 @contextmanager
-def threads_for(ckpt):
-    """Intra-op threads for work on ``ckpt`` in this thread: one for models up to 128 px, whose
-    tensors are too small to split (two threads were 30-50x slower than one at 64 px on a busy
-    2-core machine, and no faster on a quiet one). The setting is per thread and restored after."""
+def threads_for(ckpt, small_work: bool = False):
+    """Intra-op threads for work on ``ckpt`` in this thread: one for models up to 128 px (or for
+    ``small_work`` such as a w_dim x w_dim eigendecomposition), whose tensors are too small to
+    split: two threads were 30-50x slower than one at 64 px on a busy 2-core machine, and no faster
+    on a quiet one. The setting is per thread and restored after."""
     import torch
     before = torch.get_num_threads()
-    if ckpt.resolution <= SMALL_MODEL_RES:
+    if small_work or ckpt.resolution <= SMALL_MODEL_RES:
         torch.set_num_threads(1)
     try:
         yield

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from .common import CACHE_LOCK, DIRECTIONS, PlaygroundError, class_vector, file_stamp, layer_range, load_model, lru_put
+from .common import (CACHE_LOCK, DIRECTIONS, PlaygroundError, class_vector, file_stamp, layer_range, load_model, lru_put,
+                     threads_for)
 
 
 def _ws_slices(G) -> list[tuple[int, str]]:
@@ -67,12 +68,14 @@ def sefa_directions(model_path, layers="all", k: int = 10, device: str = "cpu",
             rows.append(getattr(getattr(G.synthesis, block), layer).affine.weight.detach().cpu().double().numpy())
     if not rows:
         raise PlaygroundError("No style layers in that range")
-    A = np.concatenate(rows, axis=0)                                  # [sum channels, w_dim]
-    A = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
-    values, vectors = np.linalg.eigh(A.T @ A)                         # ascending
-    order = np.argsort(values)[::-1][:k]
-    out = {"directions": vectors[:, order].T.astype(np.float32), "values": values[order].astype(np.float32),
-           "layers": (lo, hi)}
+    import torch
+    A = torch.from_numpy(np.concatenate(rows, axis=0))                # [sum channels, w_dim]
+    A = A / A.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    with threads_for(ckpt, small_work=True):                          # numpy's BLAS threads stall on a busy CPU
+        values, vectors = torch.linalg.eigh(A.T @ A)                  # ascending
+    order = torch.argsort(values, descending=True)[:k]
+    out = {"directions": vectors[:, order].T.numpy().astype(np.float32),
+           "values": values[order].numpy().astype(np.float32), "layers": (lo, hi)}
     with CACHE_LOCK:
         lru_put(DIRECTIONS, key, out, 32)
     return out
@@ -94,12 +97,13 @@ def ganspace_directions(model_path, k: int = 10, samples: int = 2000, seed: int 
             return DIRECTIONS[key]
     z = torch.from_numpy(np.random.RandomState(seed).randn(samples, ckpt.z_dim)).float().to(device)
     c = class_vector(ckpt, None, samples, device)
-    with torch.no_grad():
+    with torch.no_grad(), threads_for(ckpt):
         w = ckpt.G_ema.mapping(z, c)[:, 0].cpu().double().numpy()    # [samples, w_dim]
     mean = w.mean(0)
-    _, s, vt = np.linalg.svd(w - mean, full_matrices=False)
-    std = s[:k] / math.sqrt(max(samples - 1, 1))
-    out = {"directions": vt[:k].astype(np.float32), "values": std.astype(np.float32),
+    with threads_for(ckpt, small_work=True):
+        _, s, vt = torch.linalg.svd(torch.from_numpy(w - mean), full_matrices=False)
+    std = s[:k].numpy() / math.sqrt(max(samples - 1, 1))
+    out = {"directions": vt[:k].numpy().astype(np.float32), "values": std.astype(np.float32),
            "mean": mean.astype(np.float32), "layers": (0, ckpt.num_ws)}
     with CACHE_LOCK:
         lru_put(DIRECTIONS, key, out, 32)

@@ -49,15 +49,13 @@ def check_name(name, what: str) -> str:
     return name
 
 
-def _folder(user: str, kind: str) -> Path:
+def _dir(user: str, kind: str) -> Path:
+    """``<root>/users/<user>/playground/<kind>``, created on first use; a bad user name finds nothing."""
+    assert kind in KINDS, kind
     try:
-        return user_dir(user, "playground") / kind if kind in KINDS else None
+        path = user_dir(user, "playground") / kind
     except ValueError:
         raise NotFound("No such item") from None
-
-
-def _dir(user: str, kind: str) -> Path:
-    path = _folder(user, kind)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

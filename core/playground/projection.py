@@ -35,7 +35,7 @@ class ProjectionOptions:
     space: str = "w+"            # 'w': one w for every layer (most editable); 'w+': one w per layer
     noise: bool = False          # also fit the noise maps (closest result; edits may show them)
     steps: int = 500
-    loss: str = "pixel"
+    loss: str = "pixel+ssim"
     lr: float = 0.1
     seed: int = 0
     lpips_weights: tuple = ()    # VGG16 / LPIPS weights files for loss 'lpips+pixel'
