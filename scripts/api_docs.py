@@ -40,6 +40,8 @@ Rules that hold for every endpoint:
   `projection:<id>`. A projection runs in the background: `/start_projection`, then `/projection_status`
   about once a second until it says done; `/stop_projection` keeps the closest result so far. Vectors,
   directions and projections are the signed-in user's own.
+- With `--auth`, only a signed-in client reaches any endpoint (`Client(url, auth=...)`), and an
+  event's results can be read by the user who started it only.
 
 | endpoint | inputs (in order) |
 |---|---|

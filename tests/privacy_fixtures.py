@@ -51,7 +51,8 @@ exp = submit_experiment('alice', title={EXP_TITLE!r}, dataset=rep.dataset_id, ch
 # handed to bob through the public model would share the private model's URL (and rightly be his)
 priv = models.save_model('alice', weights_path=write_tiny_checkpoint(home.parent / 'priv.safetensors', seed=1),
                          name={PRIV_NAME!r}, source={{'step': 4}})
-pub = models.save_model('alice', weights_path=ck, name={PUB_NAME!r}, source={{'step': 4}})
+pub = models.save_model('alice', weights_path=ck, name={PUB_NAME!r},
+                        source={{'step': 4, 'experiment': exp, 'dataset': {DS_NAME!r}, 'base_model': {CK_NAME!r}}})
 models.set_public(pub, 'alice', True)
 from core.playground.view import View, keep_view, save_slot
 vec, _ = keep_view('alice', View('model:' + pub, seed=3), {VEC_NAME!r})

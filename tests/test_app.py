@@ -5,6 +5,7 @@ Covers: the app builds without torch, every UI action is a named endpoint, the j
 and the user coming from the request, never from a field."""
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import subprocess
@@ -88,6 +89,14 @@ def test_every_action_is_named(running):
         assert name in names, name
     doc = (REPO / "docs" / "api.md").read_text()
     assert all(n in doc for n in names), sorted(n for n in names if n not in doc)
+    # docs/api.md is generated from this description: every choice it lists is one the component takes
+    # (issue 17: a direction index was documented as text while only an integer worked)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    for api, param, enum in (("/save_direction", "slot", [str(i) for i in range(6)]),
+                             ("/walk_video", "size", ["0", "256", "512", "1024"]), ("/upscale_output", "factor", ["2", "4"])):
+        found = next(p for p in endpoints[api]["parameters"] if p["parameter_name"] == param)
+        assert found["type"]["enum"] == enum, (api, found)
+        assert f"`{param}` (Literal[{', '.join(repr(e) for e in enum)}], optional)" in doc, (api, param)
 
 
 def test_journey_through_the_api(running):
@@ -145,7 +154,7 @@ def test_journey_through_the_api(running):
     out = client.predict(key, "seed", 3, ", ".join(["0.5"] * 32), None, 0.7, "const", None, "0-4", "sefa:all",
                          api_name="/generate")
     assert out[0] and not md(out[1]).startswith("⚠"), out[1]              # a pasted z vector
-    out = client.predict(key, ["4", "5"], "z-slerp", "linear", True, 1, 6, 0, 0.7, api_name="/walk_video")
+    out = client.predict(key, ["4", "5"], "z-slerp", "linear", True, 1, 6, "0", 0.7, api_name="/walk_video")
     path = out[0]["video"] if isinstance(out[0], dict) else out[0]
     assert Path(path).stat().st_size > 1000, out
     out = client.predict("model:nope", "seed", 3, "", None, 0.7, "const", None, "0-4", "sefa:all", api_name="/generate")
@@ -186,11 +195,15 @@ def test_auth_file_and_users_are_kept_apart(running, tmp_path):
     auth_file = tmp_path / "users.json"
     add_user(auth_file, "alice", "alice-password-1")
     add_user(auth_file, "bob", "bob-password-22")
-    with pytest.raises(SystemExit):
-        app.launch_kwargs(app.parse_args(["--auth", str(tmp_path / "missing.json")]))
+    for bad in (["--auth", str(tmp_path / "missing.json")], ["--session-hours", "2"],
+                ["--auth", str(auth_file), "--session-hours", "0"], ["--auth", str(auth_file), "--session-hours", "x"]):
+        with pytest.raises(SystemExit, match="atelier: "):
+            app.launch_kwargs(app.parse_args(bad))
+    assert app.launch_kwargs(app.parse_args(["--auth", str(auth_file), "--session-hours", "2"]))[
+        "auth"].__self__.lifetime_s == 7200
     port = free_port()
     kwargs = app.launch_kwargs(app.parse_args(["--port", str(port), "--auth", str(auth_file)]))
-    assert kwargs["auth"]("alice", "alice-password-1") and not kwargs["auth"]("alice", "wrong")
+    assert inspect.iscoroutinefunction(kwargs["auth"])   # Gradio awaits it; the hash runs in a thread
     demo = app.build_app()
     demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
     try:

@@ -196,7 +196,7 @@ def test_bob_cannot_read_or_change_alices_private_model(app):
     assert refused(out) and not val(out[0]), out
     out = bob.predict(key, 0, 0.7, "const", api_name="/seed_grid")
     assert refused(out) and not val(out[0]), out
-    out = bob.predict(key, ["0", "1"], "z-slerp", "linear", True, 1, 4, 0, 0.7, api_name="/walk_video")
+    out = bob.predict(key, ["0", "1"], "z-slerp", "linear", True, 1, 4, "0", 0.7, api_name="/walk_video")
     assert refused(out) and not val(out[0]), out
 
 
@@ -209,8 +209,15 @@ def test_alices_public_model_is_read_only_for_bob(app):
                                                          for u in updates], out   # rename box: read-only
     assert {"value": True, "interactive": False} in [{k: u.get(k) for k in ("value", "interactive")}
                                                      for u in updates], out       # public box: read-only
+    for private in (ids["exp"], DS_NAME, CK_NAME):                                 # issue 17: her provenance
+        assert private not in str(out), (private, out)                             # is not on his card
+        assert private not in str(bob.predict(None, api_name="/list_models")), private
+        assert private in str(app["alice"].predict(ids["pub"], api_name="/show_model"))  # she sees it all
     out = bob.predict(ids["pub"], api_name="/download_model")
-    assert any(str(val(x) or "").endswith(".safetensors") for x in out), out
+    got = [str(val(x)) for x in out if str(val(x) or "").endswith(".safetensors")]
+    assert got, out
+    raw = Path(got[0]).read_bytes()
+    assert ids["exp"].encode() not in raw and DS_NAME.encode() not in raw and CK_NAME.encode() not in raw
     key = f"model:{ids['pub']}"
     out = bob.predict(key, "seed", 3, "", None, 0.7, "const", None, "0-4", "sefa:all", api_name="/generate")
     assert val(out[0]) and not refused(out), out
@@ -321,8 +328,8 @@ def test_bob_cannot_reach_alices_vectors_directions_or_projections(app, tmp_path
         assert refused(out) and (api == "/keep_vector" or not val(out[0])), (api, out)
     out = bob.predict(key, "saved", api_name="/direction_sliders")
     assert DIR_NAME not in str(out), out
-    assert refused(bob.predict(key, "saved", 0, "Stolen", api_name="/save_direction"))
-    assert refused(bob.predict(key, 0, api_name="/delete_direction"))
+    assert refused(bob.predict(key, "saved", "0", "Stolen", api_name="/save_direction"))
+    assert refused(bob.predict(key, "0", api_name="/delete_direction"))
     png = tmp_path / "alice-photo.png"
     Image.effect_noise((48, 40), 50).convert("RGB").save(png)
     source = _alices_projection(alice, key, png)

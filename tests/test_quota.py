@@ -300,8 +300,10 @@ def test_submit_refused_when_the_run_would_not_fit(home, run_home):
 
 
 def test_run_stops_at_its_last_snapshot_when_storage_runs_out(home, run_home):
-    """The quota shrinks after the step-2 snapshot: the step-4 snapshot is refused, the run stops at
-    step 2 with the sentence as its error; with room again, continue resumes and finishes."""
+    """The quota shrinks below the usage after the step-2 snapshot: the step-4 snapshot is refused
+    (and so is the resumable state alone), the run stops at step 2 with the sentence as its error;
+    with room again, continue resumes and finishes. (With room for the state alone, the steps since
+    the last snapshot are kept: tests/test_train.py.)"""
     from core import jobs
     exp_id = _submit(run_home, steps=4)
     worker = jobs.Worker(device="cpu", poll=0.05)
@@ -309,7 +311,7 @@ def test_run_stops_at_its_last_snapshot_when_storage_runs_out(home, run_home):
 
     def shrink_after_step_3(exp, **fields):
         if fields.get("step") == 3 and "state" not in fields:
-            quota.set_quota("alice", limit_gb("alice", 1_000))
+            quota.set_quota("alice", limit_gb("alice", -1_000))
         return orig(exp, **fields)
 
     worker._set = shrink_after_step_3

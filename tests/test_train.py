@@ -144,3 +144,42 @@ def test_metrics_at_snapshots_with_a_user_supplied_inception_file(tmp_path):
         assert r["swd"] > 0 and r["fid"] >= 0 and np.isfinite(r["kid"]) and 0 <= r["memorised_fraction"] <= 1
     with pytest.raises(ConfigError, match="inception_path"):
         TrainConfig(metrics=("fid",)).validate()
+
+
+def test_a_refused_snapshot_keeps_the_steps_in_the_state_when_that_fits(tmp_path):
+    """After the step-2 snapshot only small writes are allowed: the step-4 snapshot is refused, the
+    state alone (it replaces the previous one) is written. Continuing writes the missing step-4
+    snapshot first and ends equal, bit for bit, to a run never stopped."""
+    ds, ckpt = ArrayDataset(), _ckpt(tmp_path)
+    asked = []
+
+    def small_writes_only(need_bytes):
+        asked.append(need_bytes)
+        return "no room for the next snapshot" if len(list_snapshots(tmp_path / "b")) >= 2 and need_bytes > 1000 \
+            else None
+    result = train(_cfg(steps=4), tmp_path / "b", dataset=ds, checkpoint=ckpt, log=lambda m: None,
+                   before_snapshot=small_writes_only)
+    assert result == {"state": "storage_full", "step": 4, "reason": "no room for the next snapshot"}
+    assert list_snapshots(tmp_path / "b") == [0, 2] and asked[-1] <= 1000 < asked[-2]
+    assert max(r["step"] for r in read_stats(tmp_path / "b")) == 4
+    assert load_checkpoint(tmp_path / "b" / "state.safetensors").metadata["step"] == 4
+    assert train(_cfg(steps=6), tmp_path / "b", dataset=ds, checkpoint=None, log=lambda m: None)["step"] == 6
+    assert list_snapshots(tmp_path / "b") == [0, 2, 4, 6]
+    train(_cfg(steps=6), tmp_path / "a", dataset=ds, checkpoint=_ckpt(tmp_path), log=lambda m: None)
+    a, b = (load_checkpoint(tmp_path / run / "state.safetensors") for run in "ab")
+    for key in a.extra_tensors:
+        assert torch.equal(a.extra_tensors[key], b.extra_tensors[key]), key
+
+
+def test_a_refused_snapshot_with_no_room_at_all_stops_at_the_last_one(tmp_path):
+    from core.stylegan.train import SnapshotRefused
+
+    def refuse_after_two(need_bytes):
+        if len(list_snapshots(tmp_path / "run")) >= 2:
+            raise SnapshotRefused("the disk is for someone else")
+    result = train(_cfg(steps=4), tmp_path / "run", dataset=ArrayDataset(), checkpoint=_ckpt(tmp_path),
+                   log=lambda m: None, before_snapshot=refuse_after_two)
+    assert result == {"state": "storage_full", "step": 2, "reason": "the disk is for someone else"}
+    assert list_snapshots(tmp_path / "run") == [0, 2]
+    assert max(r["step"] for r in read_stats(tmp_path / "run")) == 2
+    assert load_checkpoint(tmp_path / "run" / "state.safetensors").metadata["step"] == 2

@@ -3,7 +3,6 @@ download, delete with confirmation, open in the Playground)."""
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass
 
 import gradio as gr
@@ -76,20 +75,23 @@ def build_models() -> ModelsUI:
 # ---- views -------------------------------------------------------------------------------------
 
 def caption(m: dict) -> str:
+    """The card's line; someone else's public model has no dataset to show (core leaves it out)."""
     who = "" if m["mine"] else f" · by {m['owner']}"
-    return (f"{m['name']} · {m.get('resolution') or '?'} px · {m.get('dataset') or '?'} · "
+    dataset = f" · {m.get('dataset') or '?'}" if m["mine"] else ""
+    return (f"{m['name']} · {m.get('resolution') or '?'} px{dataset} · "
             f"{(m.get('step') or 0):,} steps · {'public' if m.get('public') else 'private'}{who}")
 
 
-def file_name(name: str) -> str:
-    return (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:60] or "model") + ".safetensors"
-
-
 def provenance_view(m: dict) -> str:
+    """The owner's model: every row. Someone else's: the rows core let through (no dataset, experiment,
+    or imported base model)."""
     rows = [("Resolution", f"{m.get('resolution') or '?'} px"), ("Base model", m.get("base_model")),
             ("Dataset", m.get("dataset")), ("Trained", f"{(m.get('step') or 0):,} steps"),
             ("Experiment", m.get("experiment")), ("Saved", when(m.get("created"))),
             ("Owner", m["owner"]), ("Size", f"{(m.get('bytes') or 0) / 1e6:,.1f} MB")]
+    if not m["mine"]:
+        hidden = {"Base model": "base_model", "Dataset": "dataset", "Experiment": "experiment"}
+        rows = [(k, v) for k, v in rows if k not in hidden or hidden[k] in m]
     lines = "\n".join(f"- **{k}:** {html.escape(str(v)) if v else '—'}" for k, v in rows)
     return f"### {html.escape(m['name'])}\n\n{lines}"
 
@@ -153,8 +155,8 @@ def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
 
     @safe(ui.message, ERRORS)
     def download_model(model_id, request: gr.Request):
-        m = models_core.get_model(model_id or "", user_of(request))   # a hard link, not a copy: cheap on select
-        return {ui.download: gr.DownloadButton(value=served(m["weights_path"], file_name(m["name"]))), ui.message: ""}
+        path, name = models_core.download_path(model_id or "", user_of(request))  # served() hard-links it
+        return {ui.download: gr.DownloadButton(value=served(path, name)), ui.message: ""}
 
     @safe(ui.message, ERRORS)
     def ask_delete(model_id, request: gr.Request):

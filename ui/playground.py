@@ -74,7 +74,8 @@ def _build_directions():
     sliders = [gr.Slider(-10, 10, value=0, step=0.5, label=f"SeFa {i + 1}", elem_id=f"atelier-pg-dir{i}")
                for i in range(SLOTS)]
     with gr.Row():
-        slot = gr.Dropdown([(f"Slider {i + 1}", i) for i in range(SLOTS)], value=0, label="Name a slider", scale=1)
+        slot = gr.Dropdown([(f"Slider {i + 1}", str(i)) for i in range(SLOTS)], value="0", label="Name a slider",
+                           scale=1)
         slot_name = gr.Textbox(label="Its name", placeholder="e.g. petal size", scale=2)
     with gr.Row():
         save_dir_btn = gr.Button("Save it with this model", size="sm")

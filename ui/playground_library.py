@@ -55,7 +55,7 @@ def build_library() -> LibraryUI:
             import_btn = gr.Button("Import", scale=1)
     with gr.Accordion("Upscale the output", open=False, elem_id="atelier-pg-upscale"):
         with gr.Row():
-            factor = gr.Radio([("x2", 2), ("x4", 4)], value=2, label="Factor")
+            factor = gr.Radio([("x2", "2"), ("x4", "4")], value="2", label="Factor")
             sr_weights = gr.File(label="Super-resolution weights (optional: RRDBNet / Real-ESRGAN, .safetensors or .pth)",
                                  file_types=[".safetensors", ".pth", ".pt"], height=80)
             upscale_btn = gr.Button("Upscale")

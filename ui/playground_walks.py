@@ -13,7 +13,7 @@ from core.playground import view as view_core
 from .common import ok_text, safe, scratch_dir, user_of
 
 ERRORS = (pg_core.PlaygroundError, video_core.VideoError)
-SIZES = [("The model's size", 0), ("256 px", 256), ("512 px", 512), ("1024 px", 1024)]
+SIZES = [("The model's size", "0"), ("256 px", "256"), ("512 px", "512"), ("1024 px", "1024")]
 
 
 @dataclass
@@ -49,7 +49,7 @@ def build_walks() -> WalksUI:
         with gr.Row():
             seconds = gr.Number(value=10, minimum=0.5, maximum=600, label="Length (s)")
             fps = gr.Number(value=24, minimum=1, maximum=60, precision=0, label="Frames per second")
-            size = gr.Dropdown(SIZES, value=0, label="Video size")
+            size = gr.Dropdown(SIZES, value="0", label="Video size")
             preview_btn = gr.Button("Preview frames")
             render_btn = gr.Button("Render the video", variant="primary")
         frames = gr.Gallery(label="Frames across the walk", columns=8, height=160, allow_preview=False,

@@ -68,7 +68,8 @@ def run(args) -> int:
 
     def progress(p):
         bar.n = p["step"]
-        bar.set_postfix(G=f"{p['loss_G']:.2f}", D=f"{p['loss_D']:.2f}", p=f"{p.get('ada_p', 0):.2f}", refresh=False)
+        if "loss_G" in p:  # the statistics come every few steps (read from the device then)
+            bar.set_postfix(G=f"{p['loss_G']:.2f}", D=f"{p['loss_D']:.2f}", p=f"{p.get('ada_p', 0):.2f}", refresh=False)
         bar.refresh()
 
     provenance = dict(checkpoint=args.checkpoint, dataset=args.dataset, crop=args.crop)

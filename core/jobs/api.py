@@ -20,7 +20,6 @@ DEFAULT_MAX_JOBS_PER_USER = 5
 LOG_KEEP = 500
 LOG_FILE = "log.txt"
 CROPS = ("center", "random", "none", "pad")
-STATE_IN_GENERATORS = 7   # the resumable state: G, G_ema, D (about G's size) and Adam's two moments of G and D
 
 
 def max_jobs_per_user() -> int:
@@ -63,19 +62,13 @@ def _generator_bytes(checkpoint: Path) -> int:
 
 
 def run_bytes_estimate(run_dir: Path, checkpoint: Path | None, done: int, total: int, snapshot_every: int) -> int:
-    """About what training from step ``done`` to ``total`` adds to a run folder: every snapshot
-    (one per ``snapshot_every`` steps, the last step, and step 0 of a new run) the size of the
-    run's last one, or for a new run of the checkpoint's G_ema, plus the resumable state once."""
+    """About what training from step ``done`` to ``total`` adds to a run folder: a snapshot every
+    ``snapshot_every`` steps, at the last step, and at step 0 of a new run, and the resumable state."""
     from ..stylegan import run_files
     ahead = total // snapshot_every - done // snapshot_every + (1 if total % snapshot_every else 0)
-    steps = run_files.list_snapshots(run_dir)
-    if steps:
-        try:
-            return ahead * sum(p.stat().st_size for p in run_files.snapshot_paths(run_dir, steps[-1]))
-        except FileNotFoundError:
-            pass
-    per_snapshot = _generator_bytes(checkpoint) if checkpoint is not None else 0
-    return per_snapshot * (ahead + 1 + STATE_IN_GENERATORS)
+    new_run = not run_files.list_snapshots(run_dir)
+    generator = _generator_bytes(checkpoint) if checkpoint is not None else 0
+    return run_files.snapshot_bytes(run_dir, generator, snapshots=ahead + (1 if new_run else 0))
 
 
 def _check_room(user: str, need_bytes: int, what: str) -> None:

@@ -189,13 +189,8 @@ class Worker:
         say(f"training {cfg.steps:,} steps on {len(dataset):,} images")
         per_step: list[float] = []
 
-        last = [None]
-
         def progress(p: dict) -> None:
-            now = time.monotonic()
-            if last[0] is not None and not p.get("snapshot"):
-                per_step.append(now - last[0])  # plain steps only: snapshots are estimated apart
-            last[0] = now
+            per_step.append(p["sec_per_step"])  # the trainer's time of a step (snapshots not counted)
             fields = dict(step=p["step"], eta_seconds=round(p["eta_seconds"], 1), sec_per_step=p["sec_per_step"])
             if store.abort_requested(exp_id):
                 fields.pop("eta_seconds")
@@ -203,9 +198,16 @@ class Worker:
 
         provenance = {"experiment": exp_id, "title": rec["title"], "checkpoint": rec["checkpoint"],
                       "dataset": rec["dataset"], "crop": rec["crop"]}
+
+        def before_snapshot(need_bytes: int) -> str | None:
+            try:
+                quota.check_room(owner, need_bytes, "the next snapshot")
+            except quota.QuotaExceeded as e:
+                return str(e)
+            return None
+
         result = train(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt, progress_fn=progress,
-                       abort_fn=abort_fn, provenance=provenance, log=say,
-                       check_storage=lambda need: quota.check_room(owner, need, "the next snapshot"))
+                       abort_fn=abort_fn, provenance=provenance, log=say, before_snapshot=before_snapshot)
         if len(per_step) >= 10:
             median = sorted(per_step)[len(per_step) // 2]
             eta.record_observed(ckpt.resolution, ckpt.g_kwargs, store.run_dir(owner, exp_id), self.device, median)

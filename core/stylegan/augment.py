@@ -6,8 +6,8 @@ Written for Atelier from the papers:
 - Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training" (DiffAugment).
 
 Images are NCHW floats in [-1, 1] on any device and dtype. Random parameters and matrices are
-computed in float32 on the images' device from the global torch RNG (so the trainer's saved RNG
-states make a resumed run reproduce them).
+computed in float32 on the images' device from the torch.Generator the caller passes (the
+trainer's own, saved with its snapshots, so a resumed run reproduces them), or the global one.
 
 Geometric augmentations are composed into one 3x3 homogeneous matrix per sample and applied as
 the paper does, so that zooming out does not alias: the batch is padded by reflection as far as
@@ -190,71 +190,72 @@ class AdaptiveAugment(torch.nn.Module):
         self.brightness_std, self.contrast_std = brightness_std, contrast_std
         self.hue_max, self.saturation_std = hue_max, saturation_std
 
-    def _gate(self, name: str, n: int, p: Tensor) -> Tensor:
+    def _gate(self, name: str, n: int, p: Tensor, gen=None) -> Tensor:
         """[N] float mask: 1 where op `name` applies to the sample."""
         prob = p * self.mult[name]
-        return (torch.rand(n, device=p.device) < prob).float()
+        return (torch.rand(n, device=p.device, generator=gen) < prob).float()
 
-    def geometric_matrix(self, n: int, h: int, w: int, p: Tensor) -> Tensor:
+    def geometric_matrix(self, n: int, h: int, w: int, p: Tensor, gen=None) -> Tensor:
         """[N, 3, 3] map from output pixel coords to input pixel coords (origin at the centre)."""
         dev = p.device
         g = _eye(n, 3, dev)
         if self.mult["xflip"] > 0:
-            i = torch.randint(0, 2, (n,), device=dev).float() * self._gate("xflip", n, p)
+            i = torch.randint(0, 2, (n,), device=dev, generator=gen).float() * self._gate("xflip", n, p, gen)
             g = g @ _scale2d(1 - 2 * i, torch.ones_like(i))
         if self.mult["rotate90"] > 0:
-            i = torch.randint(0, 4, (n,), device=dev).float() * self._gate("rotate90", n, p)
+            i = torch.randint(0, 4, (n,), device=dev, generator=gen).float() * self._gate("rotate90", n, p, gen)
             g = g @ _rotate2d_quarter(i.long())
         if self.mult["xint"] > 0:
-            t = (torch.rand(n, 2, device=dev) * 2 - 1) * self.xint_max
-            t = t * self._gate("xint", n, p)[:, None]
+            t = (torch.rand(n, 2, device=dev, generator=gen) * 2 - 1) * self.xint_max
+            t = t * self._gate("xint", n, p, gen)[:, None]
             g = g @ _translate2d((t[:, 0] * w).round(), (t[:, 1] * h).round())
         if self.mult["scale"] > 0:
-            s = torch.exp2(torch.randn(n, device=dev) * self.scale_std * self._gate("scale", n, p))
+            s = torch.exp2(torch.randn(n, device=dev, generator=gen) * self.scale_std * self._gate("scale", n, p, gen))
             g = g @ _scale2d(s, s)
         p_rot = 1 - torch.sqrt((1 - p * self.mult["rotate"]).clamp(0, 1))
         if self.mult["rotate"] > 0:  # pre-rotation
-            theta = (torch.rand(n, device=dev) * 2 - 1) * math.pi * self.rotate_max
-            g = g @ _rotate2d(theta * (torch.rand(n, device=dev) < p_rot).float())
+            theta = (torch.rand(n, device=dev, generator=gen) * 2 - 1) * math.pi * self.rotate_max
+            g = g @ _rotate2d(theta * (torch.rand(n, device=dev, generator=gen) < p_rot).float())
         if self.mult["aniso"] > 0:
-            s = torch.exp2(torch.randn(n, device=dev) * self.aniso_std * self._gate("aniso", n, p))
+            s = torch.exp2(torch.randn(n, device=dev, generator=gen) * self.aniso_std * self._gate("aniso", n, p, gen))
             g = g @ _scale2d(s, 1 / s)
         if self.mult["rotate"] > 0:  # post-rotation
-            theta = (torch.rand(n, device=dev) * 2 - 1) * math.pi * self.rotate_max
-            g = g @ _rotate2d(theta * (torch.rand(n, device=dev) < p_rot).float())
+            theta = (torch.rand(n, device=dev, generator=gen) * 2 - 1) * math.pi * self.rotate_max
+            g = g @ _rotate2d(theta * (torch.rand(n, device=dev, generator=gen) < p_rot).float())
         if self.mult["xfrac"] > 0:
-            t = torch.randn(n, 2, device=dev) * self.xfrac_std * self._gate("xfrac", n, p)[:, None]
+            t = torch.randn(n, 2, device=dev, generator=gen) * self.xfrac_std * self._gate("xfrac", n, p, gen)[:, None]
             g = g @ _translate2d(t[:, 0] * w, t[:, 1] * h)
         return g
 
-    def color_matrix(self, n: int, p: Tensor) -> Tensor:
+    def color_matrix(self, n: int, p: Tensor, gen=None) -> Tensor:
         """[N, 4, 4] affine map on homogeneous (R, G, B, 1) values in [-1, 1]."""
         dev = p.device
         c = _eye(n, 4, dev)
         v = _luma_axis(dev)
         vv = torch.outer(v, v)  # [4, 4] projector onto the grey axis
         if self.mult["brightness"] > 0:
-            b = torch.randn(n, device=dev) * self.brightness_std * self._gate("brightness", n, p)
+            b = torch.randn(n, device=dev, generator=gen) * self.brightness_std * self._gate("brightness", n, p, gen)
             c = _translate3d(b) @ c
         if self.mult["contrast"] > 0:
-            s = torch.exp2(torch.randn(n, device=dev) * self.contrast_std
-                           * self._gate("contrast", n, p))
+            s = torch.exp2(torch.randn(n, device=dev, generator=gen) * self.contrast_std
+                           * self._gate("contrast", n, p, gen))
             c = _scale3d(s) @ c
         if self.mult["lumaflip"] > 0:
-            i = torch.randint(0, 2, (n,), device=dev).float() * self._gate("lumaflip", n, p)
+            i = torch.randint(0, 2, (n,), device=dev, generator=gen).float() * self._gate("lumaflip", n, p, gen)
             c = (torch.eye(4, device=dev) - 2 * vv * i[:, None, None]) @ c
         if self.mult["hue"] > 0:
-            theta = (torch.rand(n, device=dev) * 2 - 1) * math.pi * self.hue_max
-            c = _rotate3d_luma(theta * self._gate("hue", n, p)) @ c
+            theta = (torch.rand(n, device=dev, generator=gen) * 2 - 1) * math.pi * self.hue_max
+            c = _rotate3d_luma(theta * self._gate("hue", n, p, gen)) @ c
         if self.mult["saturation"] > 0:
-            s = torch.exp2(torch.randn(n, device=dev) * self.saturation_std
-                           * self._gate("saturation", n, p))
+            s = torch.exp2(torch.randn(n, device=dev, generator=gen) * self.saturation_std
+                           * self._gate("saturation", n, p, gen))
             m = _eye(n, 4, dev)
             m[:, :3, :3] = vv[:3, :3] + (torch.eye(3, device=dev) - vv[:3, :3]) * s[:, None, None]
             c = m @ c
         return c
 
-    def forward(self, images: Tensor) -> Tensor:  # [N, C, H, W] -> [N, C, H, W]
+    def forward(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """[N, C, H, W] -> [N, C, H, W]; random draws from ``generator`` (None: the global one)."""
         if float(self.p) == 0.0:
             return images
         assert images.ndim == 4, f"expected NCHW, got {tuple(images.shape)}"
@@ -263,14 +264,14 @@ class AdaptiveAugment(torch.nn.Module):
         x = images.float()
         if any(self.mult[k] > 0 for k in ("xflip", "rotate90", "xint", "scale", "rotate",
                                           "aniso", "xfrac")):
-            g = self.geometric_matrix(n, h, w, p)
+            g = self.geometric_matrix(n, h, w, p, generator)
             # samples drawn without any geometric op stay bit-exact
             keep = (g == torch.eye(3, device=g.device)).flatten(1).all(dim=1)  # [N]
             if not bool(keep.all()):
                 x = torch.where(keep[:, None, None, None], x, warp(x, g))
         if any(self.mult[k] > 0 for k in ("brightness", "contrast", "lumaflip", "hue",
                                           "saturation")):
-            c = self.color_matrix(n, p)
+            c = self.color_matrix(n, p, generator)
             if ch == 3:
                 x = torch.einsum("nij,njhw->nihw", c[:, :3, :3], x) + c[:, :3, 3, None, None]
             elif ch == 1:  # grey = (v, v, v): apply, then average the three outputs
@@ -361,9 +362,9 @@ class AdaController:
 # ---------------------------------------------------------------------------------------------
 # DiffAugment (Zhao et al. 2020). Every op is differentiable w.r.t. the images.
 
-def _da_color(x: Tensor) -> Tensor:
+def _da_color(x: Tensor, gen=None) -> Tensor:
     n = x.shape[0]
-    r = lambda: torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype)  # noqa: E731
+    r = lambda: torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype, generator=gen)  # noqa: E731
     x = x + (r() - 0.5)                                   # brightness, U(-0.5, 0.5)
     mean = x.mean(dim=1, keepdim=True)
     x = (x - mean) * (r() * 2) + mean                     # saturation, U(0, 2)
@@ -371,12 +372,12 @@ def _da_color(x: Tensor) -> Tensor:
     return (x - mean) * (r() + 0.5) + mean                # contrast, U(0.5, 1.5)
 
 
-def _da_translation(x: Tensor, ratio: float = 0.125) -> Tensor:
+def _da_translation(x: Tensor, gen=None, ratio: float = 0.125) -> Tensor:
     """Integer shift by up to ratio*size in each axis, zero fill."""
     n, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = torch.randint(-sy, sy + 1, (n, 1, 1), device=x.device)
-    tx = torch.randint(-sx, sx + 1, (n, 1, 1), device=x.device)
+    ty = torch.randint(-sy, sy + 1, (n, 1, 1), device=x.device, generator=gen)
+    tx = torch.randint(-sx, sx + 1, (n, 1, 1), device=x.device, generator=gen)
     rows = torch.arange(h, device=x.device)[None, :, None] - ty + sy  # [N, H, 1] in padded image
     cols = torch.arange(w, device=x.device)[None, None, :] - tx + sx  # [N, 1, W]
     xp = F.pad(x, [sx, sx, sy, sy])                                    # [N, C, H+2sy, W+2sx]
@@ -384,12 +385,12 @@ def _da_translation(x: Tensor, ratio: float = 0.125) -> Tensor:
     return xp.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # [N, C, H, W]
 
 
-def _da_cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
+def _da_cutout(x: Tensor, gen=None, ratio: float = 0.5) -> Tensor:
     """Zero one square of side ratio*size per sample, its centre uniform over the image."""
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device) - ch // 2
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device) - cw // 2
+    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device, generator=gen) - ch // 2
+    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device, generator=gen) - cw // 2
     yy = torch.arange(h, device=x.device)[None, :, None]
     xx = torch.arange(w, device=x.device)[None, None, :]
     inside = (yy >= oy) & (yy < oy + ch) & (xx >= ox) & (xx < ox + cw)  # [N, H, W]
@@ -399,10 +400,12 @@ def _da_cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
 _DIFFAUGMENT_OPS = {"color": _da_color, "translation": _da_translation, "cutout": _da_cutout}
 
 
-def diffaugment(x: Tensor, policy: str = "color,translation,cutout") -> Tensor:
-    """DiffAugment on NCHW images in [-1, 1]; apply the same policy to reals and fakes."""
+def diffaugment(x: Tensor, policy: str = "color,translation,cutout",
+                generator: torch.Generator | None = None) -> Tensor:
+    """DiffAugment on NCHW images in [-1, 1]; apply the same policy to reals and fakes. Random draws
+    come from ``generator`` (None: the global one)."""
     for name in filter(None, (s.strip() for s in policy.split(","))):
         if name not in _DIFFAUGMENT_OPS:
             raise ValueError(f"unknown DiffAugment op {name!r}; use {sorted(_DIFFAUGMENT_OPS)}")
-        x = _DIFFAUGMENT_OPS[name](x)
+        x = _DIFFAUGMENT_OPS[name](x, generator)
     return x

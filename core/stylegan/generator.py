@@ -79,24 +79,27 @@ class SynthesisBlock(nn.Module):
         if in_channels != 0 and architecture == "resnet":
             self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2)
 
-    def forward(self, x, img, ws, noise_mode="random", fused=True, force_fp32=False, channels_last=False):
-        """ws: [N, num_conv + num_torgb, w_dim]. Without autograd, ``x`` may be overwritten."""
+    def forward(self, x, img, ws, noise_mode="random", fused=True, force_fp32=False, channels_last=False,
+                noise_generator=None):
+        """ws: [N, num_conv + num_torgb, w_dim]. Without autograd, ``x`` may be overwritten.
+        Random noise is drawn from ``noise_generator`` (a torch.Generator; None: the global one)."""
+        noise = dict(noise_generator=noise_generator)
         w_iter = iter(ws.unbind(dim=1))
         dtype = block_dtype(self.use_fp16, ws.device, force_fp32)
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         if self.in_channels == 0:
             x = self.const.to(dtype=dtype, memory_format=torch.contiguous_format)
             x = x.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1).to(memory_format=fmt)
-            x = self.conv1(x, next(w_iter), noise_mode, fused, consume_input=True)
+            x = self.conv1(x, next(w_iter), noise_mode, fused, consume_input=True, **noise)
         elif self.architecture == "resnet":
             x = x.to(dtype=dtype, memory_format=fmt)
             y = self.skip(x, gain=math.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), noise_mode, fused, consume_input=True)
-            x = y + self.conv1(x, next(w_iter), noise_mode, fused, gain=math.sqrt(0.5), consume_input=True)
+            x = self.conv0(x, next(w_iter), noise_mode, fused, consume_input=True, **noise)
+            x = y + self.conv1(x, next(w_iter), noise_mode, fused, gain=math.sqrt(0.5), consume_input=True, **noise)
         else:
             x = x.to(dtype=dtype, memory_format=fmt)
-            x = self.conv0(x, next(w_iter), noise_mode, fused, consume_input=True)
-            x = self.conv1(x, next(w_iter), noise_mode, fused, consume_input=True)
+            x = self.conv0(x, next(w_iter), noise_mode, fused, consume_input=True, **noise)
+            x = self.conv1(x, next(w_iter), noise_mode, fused, consume_input=True, **noise)
         if img is not None:
             img = ops.upsample2d(img, self.resample_filter)
         if self.is_last or self.architecture == "skip":
@@ -156,7 +159,7 @@ class Generator(nn.Module):
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, num_layers=mapping_layers)
 
     def synthesize(self, ws: torch.Tensor, noise_mode: str = "random", fused: bool | None = None,
-                   force_fp32: bool = False, channels_last: bool | None = None) -> torch.Tensor:
+                   force_fp32: bool = False, channels_last: bool | None = None, noise_generator=None) -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> images. Style mixing is any ws whose rows differ."""
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be random, const or none, not {noise_mode!r}")
@@ -167,7 +170,7 @@ class Generator(nn.Module):
         if channels_last is None:  # NHWC suits cuDNN and, for batches, oneDNN on the CPU
             channels_last = on_cuda or ws.shape[0] > 1
         return self.synthesis(ws, noise_mode=noise_mode, fused=fused, force_fp32=force_fp32,
-                              channels_last=channels_last)
+                              channels_last=channels_last, noise_generator=noise_generator)
 
     def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                 noise_mode: str = "random", update_w_avg: bool = False, **synthesis_kwargs) -> torch.Tensor:

@@ -1,4 +1,8 @@
-"""StyleGAN2 losses as pure functions: non-saturating logistic loss, R1, path length."""
+"""StyleGAN2 losses as pure functions, per sample: non-saturating logistic loss, R1, path length.
+
+Each returns one value per sample [N] (the values the original reports as its statistics); the
+trainer averages them and scales by the phase's gain before backpropagating.
+"""
 from __future__ import annotations
 
 import math
@@ -8,28 +12,40 @@ import torch.nn.functional as F
 
 
 def g_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
-    """-log sigmoid(D(G(z))), averaged."""
-    return F.softplus(-fake_logits).mean()
+    """G's loss: -log sigmoid(D(G(z))) = softplus(-D(G(z))), per sample."""
+    return F.softplus(-fake_logits).flatten()
 
 
-def d_logistic(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-log sigmoid(D(x)) - log(1 - sigmoid(D(G(z)))), averaged."""
-    return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+def d_fake(fake_logits: torch.Tensor) -> torch.Tensor:
+    """D's loss on fakes: -log(1 - sigmoid(D(G(z)))) = softplus(D(G(z))), per sample."""
+    return F.softplus(fake_logits).flatten()
+
+
+def d_real(real_logits: torch.Tensor) -> torch.Tensor:
+    """D's loss on reals: -log sigmoid(D(x)) = softplus(-D(x)), per sample."""
+    return F.softplus(-real_logits).flatten()
 
 
 def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
-    """Per-sample squared gradient norm of D at the real images [N]; needs real_images.requires_grad."""
+    """|dD(x)/dx|^2 per sample [N], kept in the graph; needs real_images.requires_grad."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True, only_inputs=True)
     return grad.float().square().sum(dim=[1, 2, 3])
 
 
-def path_length_penalty(images: torch.Tensor, ws: torch.Tensor, pl_mean: torch.Tensor,
+def path_length_penalty(images: torch.Tensor, ws: torch.Tensor, pl_mean: torch.Tensor, randn: torch.Tensor,
                         decay: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
-    """StyleGAN2 path length regulariser: (penalty [N], updated running mean of lengths)."""
-    noise = torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
+    """StyleGAN2's path length regulariser for images [N, C, H, W] made from ws [N, num_ws, w_dim].
+
+    ``randn`` is standard normal noise of the images' shape, drawn by the caller:
+        y = randn / sqrt(H W),   L_i = sqrt(mean_k |d sum(images * y) / d ws_ik|^2)
+        a = pl_mean + decay (mean_i L_i - pl_mean)      (in the graph, as in the original)
+        penalty_i = (L_i - a)^2
+    Returns (penalty [N], a); the caller keeps ``a.detach()`` as the next pl_mean.
+    """
+    noise = randn.to(images.dtype) / math.sqrt(images.shape[2] * images.shape[3])
     (grad,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True, only_inputs=True)
     lengths = grad.float().square().sum(dim=2).mean(dim=1).sqrt()  # [N]
-    new_mean = pl_mean.lerp(lengths.mean().detach(), decay)
+    new_mean = pl_mean.lerp(lengths.mean(), decay)
     return (lengths - new_mean).square(), new_mean
 
 
@@ -39,8 +55,8 @@ def auto_r1_gamma(resolution: int, batch: int) -> float:
 
 
 def lazy_adam_params(lr: float, betas: tuple[float, float], interval: int) -> tuple[float, tuple[float, float]]:
-    """A regulariser applied every `interval` steps scales lr and betas by k / (k + 1)."""
-    if interval <= 1:
-        return lr, betas
+    """Adam settings of a network regularised every ``interval`` steps in a separate Adam step:
+    lr and betas scaled by k / (k + 1), so that the k main steps and the one regulariser step
+    together move as k + 1 unscaled steps would (StyleGAN2, Appendix B: lazy regularisation)."""
     ratio = interval / (interval + 1)
     return lr * ratio, (betas[0] ** ratio, betas[1] ** ratio)

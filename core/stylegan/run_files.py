@@ -17,6 +17,8 @@ from pathlib import Path
 from ..storage import atomic_path, atomic_write_bytes
 
 SNAPSHOT_RE = re.compile(r"^step-(\d{6,})\.safetensors$")
+STATE_FILE = "state.safetensors"
+STATE_IN_GENERATORS = 7  # the resumable state: G, G_ema, D (each about G's size), Adam's two moments of G and D
 
 
 def snapshot_dir(run_dir: Path) -> Path:
@@ -39,6 +41,28 @@ def list_snapshots(run_dir: Path) -> list[int]:
         if m and p.with_suffix(".png").exists():
             steps.append(int(m.group(1)))
     return sorted(steps)
+
+
+def snapshot_bytes(run_dir: Path, generator_bytes: int, *, snapshots: int = 1, grid_bytes: int = 0) -> int:
+    """About how many bytes ``snapshots`` more snapshots and the resumable state add to a run folder.
+
+    Each snapshot: the size of the run's last one (weights and grid), or for a run without one,
+    ``generator_bytes`` (G_ema's weights) and ``grid_bytes``. The state (about STATE_IN_GENERATORS
+    generators) replaces the state file already there: only the difference counts.
+    ``snapshots=0`` asks what writing the state alone adds."""
+    run_dir = Path(run_dir)
+    per_snapshot = generator_bytes + grid_bytes
+    steps = list_snapshots(run_dir)
+    if steps:
+        try:
+            per_snapshot = sum(p.stat().st_size for p in snapshot_paths(run_dir, steps[-1]))
+        except FileNotFoundError:  # removed meanwhile: keep the estimate
+            pass
+    try:
+        state_now = (run_dir / STATE_FILE).stat().st_size
+    except FileNotFoundError:
+        state_now = 0
+    return snapshots * per_snapshot + max(0, STATE_IN_GENERATORS * generator_bytes - state_now)
 
 
 def save_grid(image, path: Path) -> None:

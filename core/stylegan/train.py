@@ -4,8 +4,8 @@
 
 Re-running with the same run_dir continues from its state file; `cfg.steps` may be raised to
 continue a finished run. abort_fn is polled every step; an abort (or Ctrl-C, or the time budget)
-still writes a final snapshot, so nothing but the current step is lost. check_storage, when given,
-is asked before every snapshot; a refusal stops the run at its last snapshot.
+still writes a final snapshot, so nothing but the current step is lost. before_snapshot, when
+given, is asked before every snapshot and may refuse it: the run then stops (see train()).
 """
 from __future__ import annotations
 
@@ -13,27 +13,30 @@ import copy
 import errno
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..quota import QuotaExceeded
 from ..storage import atomic_write_json
 from . import run_files
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import BatchLoader
 from .images import generate_images, make_grid
 from .networks import Discriminator, Generator
+from .run_files import STATE_FILE
 from .train_config import TrainConfig
 from .trainer import Trainer, auto_batch, resolve_device
 
-STATE_FILE = "state.safetensors"
-LOG_EVERY = 10
+LOG_EVERY = 10  # steps between two reads of the statistics (the only waits for the device)
 
 
 class TrainingError(RuntimeError):
     """A run cannot go on (disk full, bad data); the last good snapshot is intact."""
+
+
+class SnapshotRefused(Exception):
+    """Raised by a before_snapshot callback to refuse a snapshot; the message says why."""
 
 
 def _matching_discriminator(G: Generator) -> Discriminator:
@@ -58,7 +61,12 @@ def _build_trainer(cfg: TrainConfig, run_dir: Path, checkpoint, log) -> Trainer:
             D = _matching_discriminator(G)
             log("the checkpoint has no discriminator: starting D from scratch")
     batch = cfg.batch or auto_batch(G.img_resolution, device)
-    trainer = Trainer(cfg, G, D, G_ema, device=device, batch=batch, batch_gpu=cfg.batch_gpu or None)
+    try:
+        trainer = Trainer(cfg, G, D, G_ema, device=device, batch=batch, batch_gpu=cfg.batch_gpu or None, log=log)
+    except ValueError as e:  # a precision the device cannot run
+        raise TrainingError(str(e)) from None
+    picked = "" if cfg.precision == trainer.precision else f" (auto on {device.type})"
+    log(f"device {device}, precision {trainer.precision}{picked}, batch {batch}")
     if state_path.exists():
         counters = source.metadata["train_counters"]
         trainer.load_state(source.extra_tensors, counters)
@@ -73,54 +81,38 @@ def _snapshot(trainer: Trainer, cfg: TrainConfig, run_dir: Path, provenance: dic
     step = trainer.step
     weights_path, grid_path = run_files.snapshot_paths(run_dir, step)
     images = [img for _, img in generate_images(trainer.G_ema, cfg.grid_seeds, noise_mode="const")]
-    meta = dict(provenance, step=step, kimg=trainer.run_nimg / 1000, config=cfg.to_dict())
-    try:
+    meta = _metadata(trainer, cfg, provenance)
+    with _disk_full_is_an_error(step):
         run_files.save_grid(make_grid(np.stack(images)), grid_path)
         save_checkpoint(weights_path, G_ema=trainer.G_ema, metadata=meta)
-        save_checkpoint(run_dir / STATE_FILE, G_ema=trainer.G_ema, G=trainer.G, D=trainer.D,
-                        metadata=dict(meta, train_counters=trainer.counters()), extra_tensors=trainer.extra_tensors())
-    except OSError as e:
-        if e.errno == errno.ENOSPC:
-            raise TrainingError(f"disk full while writing the snapshot of step {step:,}; "
-                                "the previous snapshot is intact") from e
-        raise
+    _save_state(trainer, cfg, run_dir, provenance)
     record = {"step": step, "snapshot": True, "kimg": trainer.run_nimg / 1000}
     if cfg.metrics:
         record.update(_metrics(trainer, cfg, dataset))
     return record
 
 
-def _tensor_bytes(tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors)
+def _metadata(trainer: Trainer, cfg: TrainConfig, provenance: dict) -> dict:
+    return dict(provenance, step=trainer.step, kimg=trainer.run_nimg / 1000, config=cfg.to_dict())
 
 
-def _snapshot_growth(trainer: Trainer, cfg: TrainConfig, run_dir: Path) -> int:
-    """About how many bytes the next snapshot adds to the run folder: the files of the last one;
-    for the first, G_ema, a raw-size grid, and the resumable state (G, G_ema, D, Adam's two moments)."""
-    steps = run_files.list_snapshots(run_dir)
-    if steps:
-        try:
-            return sum(p.stat().st_size for p in run_files.snapshot_paths(run_dir, steps[-1]))
-        except FileNotFoundError:
-            pass
-    weights = _tensor_bytes(trainer.G_ema.state_dict().values())
-    grid = 3 * trainer.resolution ** 2 * len(cfg.grid_seeds)
-    trained = [p for net in (trainer.G, trainer.D) for p in net.parameters()]
-    state = weights + _tensor_bytes(trainer.G.state_dict().values()) + _tensor_bytes(trainer.D.state_dict().values()) \
-        + 2 * _tensor_bytes(trained)
-    state_path = run_dir / STATE_FILE
-    return weights + grid + max(0, state - (state_path.stat().st_size if state_path.exists() else 0))
+def _save_state(trainer: Trainer, cfg: TrainConfig, run_dir: Path, provenance: dict) -> None:
+    """The resumable state: G, D, G_ema, Adam's moments, the random stream, ADA and the counters."""
+    meta = dict(_metadata(trainer, cfg, provenance), train_counters=trainer.counters())
+    with _disk_full_is_an_error(trainer.step):
+        save_checkpoint(run_dir / STATE_FILE, G_ema=trainer.G_ema, G=trainer.G, D=trainer.D, metadata=meta,
+                        extra_tensors=trainer.extra_tensors())
 
 
-def _refusal(check_storage, trainer: Trainer, cfg: TrainConfig, run_dir: Path) -> str | None:
-    """None when the next snapshot may be written, else check_storage's one-line refusal."""
-    if check_storage is None:
-        return None
+@contextmanager
+def _disk_full_is_an_error(step: int):
     try:
-        check_storage(_snapshot_growth(trainer, cfg, run_dir))
-    except QuotaExceeded as e:
-        return str(e)
-    return None
+        yield
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise TrainingError(f"disk full while writing the snapshot of step {step:,}; "
+                                "the previous snapshot is intact") from e
+        raise
 
 
 def _metrics(trainer: Trainer, cfg: TrainConfig, dataset) -> dict:
@@ -148,29 +140,49 @@ def _metrics(trainer: Trainer, cfg: TrainConfig, dataset) -> dict:
     return out
 
 
-def _step_fitting_memory(trainer: Trainer, cfg: TrainConfig, reals, log) -> dict:
-    """With an automatic per-pass batch, a CUDA out-of-memory error halves it (gradient
-    accumulation keeps the batch) and retries the step; a step that had already updated G
-    before running out of memory updates it twice, once."""
-    while True:
-        try:
-            return trainer.train_step(reals)
-        except torch.cuda.OutOfMemoryError:
-            half = trainer.batch_gpu // 2
-            if cfg.batch_gpu or half < 4 or trainer.batch % half:
-                raise
-            torch.cuda.empty_cache()
-            trainer.batch_gpu = half
-            log(f"out of GPU memory: {half} images per pass, {trainer.batch // half} passes per step")
+def _refusal(before_snapshot, need_bytes: int) -> str | None:
+    """None when a write of ``need_bytes`` may go ahead, else before_snapshot's one-line reason."""
+    if before_snapshot is None:
+        return None
+    try:
+        reason = before_snapshot(need_bytes)
+    except SnapshotRefused as e:
+        return str(e)
+    return str(reason) if reason else None
+
+
+def _generator_bytes(trainer: Trainer) -> int:
+    return sum(t.numel() * t.element_size() for t in trainer.G_ema.state_dict().values())
+
+
+def _snapshot_refused(trainer: Trainer, cfg: TrainConfig, run_dir: Path, before_snapshot) -> str | None:
+    grid = 3 * trainer.resolution ** 2 * len(cfg.grid_seeds)
+    return _refusal(before_snapshot, run_files.snapshot_bytes(run_dir, _generator_bytes(trainer), grid_bytes=grid))
+
+
+class _StepClock:
+    """Seconds per step from the time spent in steps between two moments the host waited for the
+    device (every step on the CPU; on CUDA or MPS, the statistics reads), smoothed as a running
+    average. Snapshots are not counted."""
+
+    def __init__(self):
+        self.elapsed, self.steps, self.value = 0.0, 0, None
+
+    def add(self, seconds: float, synced: bool) -> None:
+        self.elapsed, self.steps = self.elapsed + seconds, self.steps + 1
+        if synced:
+            per_step, keep = self.elapsed / self.steps, 0.9 ** self.steps
+            self.value = per_step if self.value is None else keep * self.value + (1 - keep) * per_step
+            self.elapsed, self.steps = 0.0, 0
 
 
 def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=None, abort_fn=None,
-          provenance: dict | None = None, log=print, check_storage=None) -> dict:
+          provenance: dict | None = None, log=print, before_snapshot=None) -> dict:
     """Train until cfg.steps, an abort, or the time budget. Returns {state, step}.
 
-    ``check_storage(need_bytes)`` is called before each snapshot and may raise
-    :class:`core.quota.QuotaExceeded`: the run then ends without writing it, at its last complete
-    snapshot, and returns ``{state: "storage_full", step: <that snapshot's step>, reason: <message>}``.
+    ``before_snapshot(need_bytes)`` is called before each snapshot with about how many bytes it
+    adds; it refuses by returning a one-line reason or raising SnapshotRefused. The run then stops
+    with ``{state: "storage_full", step, reason}``: see _stop_refused for what it keeps.
     """
     cfg = cfg.validate()
     run_dir = Path(run_dir)
@@ -183,15 +195,15 @@ def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=No
         raise TrainingError(f"the dataset gives images of shape {tuple(sample.shape)}, the model needs {want}: "
                             f"pack the dataset at {trainer.resolution} px")
     atomic_write_json(run_dir / "config.json", dict(config=cfg.to_dict(), provenance=provenance, **trainer.lr_info()))
-    if not run_files.list_snapshots(run_dir):
-        refused = _refusal(check_storage, trainer, cfg, run_dir)
+    if trainer.step not in run_files.list_snapshots(run_dir):  # a new run, or one stopped without room
+        refused = _snapshot_refused(trainer, cfg, run_dir, before_snapshot)
         if refused:
-            return _out_of_storage(run_dir, refused)
+            return _stop_refused(trainer, cfg, run_dir, refused, before_snapshot, provenance, None, log)
         run_files.append_stats(run_dir, _snapshot(trainer, cfg, run_dir, provenance, dataset))
     loader = BatchLoader(dataset, trainer.batch, seed=cfg.seed, mirror=cfg.mirror, device=trainer.device,
                          start_step=trainer.step)
-    started, done_steps, avg = time.monotonic(), 0, None
-    outcome, refused = "finished", None
+    started, first_step, clock, latest = time.monotonic(), trainer.step, _StepClock(), {}
+    outcome, refused, pending = "finished", None, None
     try:
         while trainer.step < cfg.steps:
             if abort_fn is not None and abort_fn():
@@ -201,37 +213,58 @@ def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=No
                 outcome = "time_budget"
                 break
             t0 = time.monotonic()
-            stats = _step_fitting_memory(trainer, cfg, loader.next(), log)
-            dt = time.monotonic() - t0
-            avg = dt if avg is None else 0.9 * avg + 0.1 * dt
-            done_steps += 1
-            record = dict(stats, step=trainer.step, sec_per_step=round(avg, 4), kimg=trainer.run_nimg / 1000)
-            if trainer.step % cfg.snapshot_every == 0 or trainer.step == cfg.steps:
-                refused = _refusal(check_storage, trainer, cfg, run_dir)
+            trainer.train_step(loader.next())
+            snapshot_due = trainer.step % cfg.snapshot_every == 0 or trainer.step == cfg.steps
+            log_due = snapshot_due or trainer.step % LOG_EVERY == 0
+            peek = trainer.device.type == "cpu" or trainer.step == first_step + 1  # a read costs nothing on the CPU
+            record = dict(step=trainer.step, kimg=trainer.run_nimg / 1000)
+            if log_due or peek:  # means since the last logged step
+                latest = trainer.read_stats(reset=log_due)
+                record.update(latest if log_due else {})
+            clock.add(time.monotonic() - t0, synced=log_due or peek)
+            record["sec_per_step"] = round(clock.value, 4)
+            if snapshot_due:
+                refused = _snapshot_refused(trainer, cfg, run_dir, before_snapshot)
                 if refused:
+                    pending = record  # its statistics, kept if the state may be written
                     break
                 record.update(_snapshot(trainer, cfg, run_dir, provenance, dataset))
-            if record.get("snapshot") or trainer.step % LOG_EVERY == 0:
+            if log_due:
                 run_files.append_stats(run_dir, record)
             if progress_fn is not None:
-                progress_fn(dict(record, steps=cfg.steps, eta_seconds=avg * (cfg.steps - trainer.step)))
+                eta = clock.value * (cfg.steps - trainer.step)
+                progress_fn(dict(latest, **record, steps=cfg.steps, eta_seconds=eta))
     except KeyboardInterrupt:
         outcome = "stopped"
     finally:
         loader.close()
     if not refused and trainer.step not in run_files.list_snapshots(run_dir):
-        refused = _refusal(check_storage, trainer, cfg, run_dir)
+        refused = _snapshot_refused(trainer, cfg, run_dir, before_snapshot)
         if not refused:
             run_files.append_stats(run_dir, _snapshot(trainer, cfg, run_dir, provenance, dataset))
     if refused:
-        return _out_of_storage(run_dir, refused)
+        return _stop_refused(trainer, cfg, run_dir, refused, before_snapshot, provenance, pending, log)
     return {"state": outcome, "step": trainer.step}
 
 
-def _out_of_storage(run_dir: Path, reason: str) -> dict:
-    """End a run refused by check_storage at its last complete snapshot (stats after it dropped)."""
+def _stop_refused(trainer: Trainer, cfg: TrainConfig, run_dir: Path, reason: str, before_snapshot,
+                  provenance: dict, pending_record: dict | None, log) -> dict:
+    """End a run whose next snapshot was refused, keeping what may still be written.
+
+    The steps since the last snapshot are kept when the resumable state alone may be written (it
+    replaces the previous state, so it adds next to nothing): no snapshot (weights, grid) is added,
+    but the run continues from this step, and writes the missing snapshot first. When not even
+    that is allowed, the run ends at its last complete snapshot and the statistics after it go."""
     steps = run_files.list_snapshots(run_dir)
     last = steps[-1] if steps else 0
+    if trainer.step > last and not _refusal(before_snapshot, run_files.snapshot_bytes(
+            run_dir, _generator_bytes(trainer), snapshots=0)):
+        _save_state(trainer, cfg, run_dir, provenance)
+        if pending_record is not None:
+            run_files.append_stats(run_dir, pending_record)
+        log(f"no room for the snapshot of step {trainer.step:,}: the resumable state keeps the "
+            f"{trainer.step - last:,} steps since the last snapshot (step {last:,})")
+        return {"state": "storage_full", "step": trainer.step, "reason": reason}
     if steps:
         run_files.truncate_stats(run_dir, last)
     return {"state": "storage_full", "step": last, "reason": reason}
@@ -241,4 +274,4 @@ def read_config(run_dir) -> dict:
     return json.loads((Path(run_dir) / "config.json").read_text())
 
 
-__all__ = ["train", "TrainingError", "read_config"]
+__all__ = ["train", "TrainingError", "SnapshotRefused", "read_config"]

@@ -1,10 +1,19 @@
-"""One StyleGAN2-ADA training step and the state it needs (the loop lives in train.py).
+"""One StyleGAN2-ADA training step, phase by phase as the original loop runs it (the loop: train.py).
 
-A step is one G update and one D update on one batch, as the UI counts "training steps".
-Lazy R1 is folded into the D update every r1_interval steps (and path length into the G update
-every pl_interval steps), with Adam's lr and betas scaled by k/(k+1) as in StyleGAN2.
-Randomness is drawn from generators seeded by (seed, step), so a resumed run continues exactly
-as an uninterrupted one would, without saving RNG states.
+A step (what the UI counts) trains on one batch of reals in four phases, each its own Adam step:
+
+    Gmain  every step                G    softplus(-D(G(z)))
+    Greg   every pl_interval steps   G    path length on half the batch, its own G pass, gain pl_interval
+    Dmain  every step                D    softplus(D(G(z))) + softplus(-D(x))
+    Dreg   every r1_interval steps   D    R1: r1_gamma / 2 |dD(x)/dx|^2, gain r1_interval
+
+then G_ema and ADA's p. Each network's Adam has lr and betas scaled by k / (k + 1) (k: its
+regularisation interval; G's by 4 even with path length off), as lazy regularisation assumes.
+The mapping network updates w_avg in every pass of G (as in the original's train mode).
+
+Randomness (z, noise, style mixing, augmentation) comes from the run's own torch.Generator on
+its device, saved with every snapshot: nothing else in the process can change a run, and a
+resumed run continues exactly. Statistics stay on the device until read_stats() (one sync).
 """
 from __future__ import annotations
 
@@ -18,14 +27,38 @@ from . import losses
 from .augment import AdaController, AdaptiveAugment, diffaugment
 from .train_config import TrainConfig
 
+PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
+FP16_RESOLUTIONS, FP16_CONV_CLAMP = 4, 256  # the original's mixed precision: top 4 resolutions, clamp 256
+CPU_AUTO_PRECISION = "fp32"
+
 
 def resolve_device(name: str) -> torch.device:
+    """'auto': CUDA, then Apple's MPS, then the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was requested but no CUDA GPU is available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("Apple's MPS was requested but is not available")
     return device
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """fp32, fp16 (the original's: CUDA only) or bf16 (autocast: CUDA and CPU); 'auto' per device."""
+    if requested == "auto":
+        return {"cuda": "fp16", "cpu": CPU_AUTO_PRECISION}.get(device.type, "fp32")
+    if requested == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision fp16 runs on CUDA only (as the original); on {device.type} use bf16 or fp32")
+    if requested == "bf16" and device.type not in ("cuda", "cpu"):
+        raise ValueError(f"precision bf16 runs on CUDA and the CPU; on {device.type} use fp32")
+    if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("this GPU has no bf16: use fp16 or fp32")
+    return requested
 
 
 def auto_batch(resolution: int, device: torch.device) -> int:
@@ -39,15 +72,29 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
 
 
+def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV_CLAMP) -> None:
+    """Run the ``count`` highest resolutions of G.synthesis or D in fp16, as the original's mixed
+    precision does, with every conv clamped (layers without a clamp get ``clamp``)."""
+    blocks = net.synthesis if hasattr(net, "synthesis") else net
+    for res in sorted(blocks.block_resolutions, reverse=True)[:count]:
+        getattr(blocks, f"b{res}").use_fp16 = True
+    for module in net.modules():
+        if getattr(module, "conv_clamp", 0) is None and module is not getattr(net, "b4", None):
+            module.conv_clamp = clamp
+    net.init_kwargs.update(num_fp16_res=max(net.init_kwargs.get("num_fp16_res") or 0, count),
+                           conv_clamp=net.init_kwargs.get("conv_clamp") or clamp)
+
+
 class Trainer:
-    """G, D, G_ema with their optimisers, augmentation and counters."""
+    """G, D, G_ema with their optimisers, augmentation, the run's random generator and counters."""
 
     def __init__(self, cfg: TrainConfig, G, D, G_ema=None, *, device: torch.device, batch: int,
-                 batch_gpu: int | None = None):
+                 batch_gpu: int | None = None, log=None):
         self.cfg, self.device, self.batch = cfg, device, batch
         self.batch_gpu = batch_gpu or batch
-        self.G = G.to(device).train().requires_grad_(True)
-        self.D = D.to(device).train().requires_grad_(True)
+        self.log = log or (lambda line: None)
+        self.G = G.to(device).train().requires_grad_(False)
+        self.D = D.to(device).train().requires_grad_(False)
         self.G_ema = (G_ema if G_ema is not None else copy.deepcopy(G)).to(device).eval().requires_grad_(False)
         self.resolution = G.img_resolution
         self.step = 0
@@ -55,119 +102,167 @@ class Trainer:
         self.r1_gamma = cfg.r1_gamma if cfg.r1_gamma >= 0 else losses.auto_r1_gamma(self.resolution, batch)
         self.ema_kimg = cfg.ema_kimg if cfg.ema_kimg >= 0 else 10 * batch / 32
         self.pl_mean = torch.zeros([], device=device)
+        self.frozen_d = self.D.layer_names()[:cfg.freeze_d]
         base_lr = 0.002 if self.resolution >= 1024 else 0.0025
-        self.frozen_d = self._freeze_d(cfg.freeze_d)
-        lr, betas = losses.lazy_adam_params(cfg.lr_g or base_lr, (0.0, 0.99), cfg.pl_interval if cfg.pl_weight > 0 else 1)
+        lr, betas = losses.lazy_adam_params(cfg.lr_g or base_lr, (0.0, 0.99), cfg.pl_interval)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas, eps=1e-8)
-        lr, betas = losses.lazy_adam_params(cfg.lr_d or base_lr, (0.0, 0.99), cfg.r1_interval if self.r1_gamma > 0 else 1)
-        self.opt_D = torch.optim.Adam([p for p in self.D.parameters() if p.requires_grad], lr=lr, betas=betas, eps=1e-8)
+        lr, betas = losses.lazy_adam_params(cfg.lr_d or base_lr, (0.0, 0.99), cfg.r1_interval)
+        self.opt_D = torch.optim.Adam(self._trainable(self.D), lr=lr, betas=betas, eps=1e-8)
         self.augment = AdaptiveAugment().to(device) if cfg.aug == "ada" else None
         self.ada = AdaController(self.augment, ada_target=cfg.ada_target, ada_interval=cfg.ada_interval,
                                  ada_kimg=cfg.ada_kimg) if self.augment is not None else None
-        self.autocast = self._autocast_context()
-        self.force_fp32 = device.type != "cuda" or cfg.precision in ("fp32", "bf16")
+        self.gen = torch.Generator(device).manual_seed(cfg.seed)
+        # Comparing a phase with the original's: "const" noise, and its memory layout (channels_last
+        # False): the layout changes float rounding, which can flip the odd leaky-ReLU input near 0.
+        self.noise_mode, self.channels_last = "random", None
+        self.precision = resolve_precision(cfg.precision, device)
+        if self.precision == "fp16":
+            for net in (self.G, self.D, self.G_ema):
+                use_fp16_blocks(net)
+        self.force_fp32 = self.precision != "fp16"
+        self._stats: dict[str, list] = {}
+        self._ada_logits: list[torch.Tensor] = []
 
-    def _freeze_d(self, n: int) -> list[str]:
-        frozen = self.D.layer_names()[:n]
-        for name in frozen:
-            self.D.get_submodule(name).requires_grad_(False)
-        return frozen
+    def _trainable(self, net) -> list:
+        """The parameters a phase trains: all of G; D's but those of its Freeze-D layers."""
+        if net is self.G:
+            return list(net.parameters())
+        frozen = tuple(name + "." for name in self.frozen_d)
+        return [p for name, p in net.named_parameters() if not name.startswith(frozen)]
 
-    def _autocast_context(self):
-        if self.device.type == "cuda" and self.cfg.precision == "bf16":
-            return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext
+    def autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
 
-    # ---- one step ---------------------------------------------------------------------------
-    def _augment(self, images: torch.Tensor) -> torch.Tensor:
-        if self.cfg.aug == "ada":
-            return self.augment(images)
-        if self.cfg.aug == "diffaugment":
-            return diffaugment(images, self.cfg.diffaugment_policy)
-        return images
-
-    def _mapping(self, z, update_w_avg: bool):
-        G = self.G
-        ws = G.mapping(z, None, update_w_avg=update_w_avg)  # [N, num_ws, w_dim]
-        if self.cfg.style_mixing > 0 and torch.rand([]).item() < self.cfg.style_mixing:
-            cutoff = int(torch.randint(1, ws.shape[1], []).item())
-            ws2 = G.mapping(torch.randn_like(z), None)
-            ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
-        return ws
-
-    def _generate(self, n: int, update_w_avg: bool = False):
-        z = torch.randn(n, self.G.z_dim, device=self.device)
-        ws = self._mapping(z, update_w_avg)
-        img = self.G.synthesize(ws, noise_mode="random", fused=False, force_fp32=self.force_fp32)
-        return img, ws
-
-    def _d(self, img):
-        return self.D(self._augment(img), None, force_fp32=self.force_fp32)
-
-    def train_step(self, reals: torch.Tensor) -> dict:
-        """reals: [batch, C, R, R] float in [-1, 1] on the device. Returns this step's stats."""
-        torch.manual_seed(step_seed(self.cfg.seed, self.step))
-        stats = {}
-        chunks = reals.split(self.batch_gpu)
-        do_pl = self.cfg.pl_weight > 0 and self.step % self.cfg.pl_interval == 0
-        do_r1 = self.r1_gamma > 0 and self.step % self.cfg.r1_interval == 0
-
-        # G update: non-saturating loss on fakes (+ lazy path length).
-        self.D.requires_grad_(False)
-        self.opt_G.zero_grad(set_to_none=True)
-        g_loss_sum = 0.0
-        for chunk in chunks:
-            with self.autocast():
-                fake, ws = self._generate(len(chunk), update_w_avg=True)
-                loss = losses.g_nonsaturating(self._d(fake))
-                if do_pl:
-                    penalty, self.pl_mean = losses.path_length_penalty(fake, ws, self.pl_mean)
-                    loss = loss + penalty.mean() * self.cfg.pl_weight * self.cfg.pl_interval
-            (loss * len(chunk) / self.batch).backward()
-            g_loss_sum += float(loss.detach()) * len(chunk)
-        self._finite_grads(self.G)
-        self.opt_G.step()
-        stats["loss_G"] = g_loss_sum / self.batch
-
-        # D update: logistic loss on fakes and reals (+ lazy R1 on reals).
-        self.D.requires_grad_(True)
-        for name in self.frozen_d:
-            self.D.get_submodule(name).requires_grad_(False)
-        self.opt_D.zero_grad(set_to_none=True)
-        d_loss_sum = r1_sum = 0.0
-        for chunk in chunks:
-            with self.autocast():
-                with torch.no_grad():
-                    fake, _ = self._generate(len(chunk))
-                real = chunk.detach().requires_grad_(do_r1)
-                real_logits = self._d(real)
-                loss = losses.d_logistic(real_logits, self._d(fake))
-                if do_r1:
-                    r1 = losses.r1_penalty(real_logits, real)
-                    loss = loss + r1.mean() * (self.r1_gamma / 2) * self.cfg.r1_interval
-                    r1_sum += float(r1.mean().detach()) * len(chunk)
-            (loss * len(chunk) / self.batch).backward()
-            d_loss_sum += float(loss.detach()) * len(chunk)
-            if self.ada is not None:
-                self.ada.accumulate(real_logits)
-        self._finite_grads(self.D)
-        self.opt_D.step()
-        stats["loss_D"] = d_loss_sum / self.batch
-        if do_r1:
-            stats["r1"] = r1_sum / self.batch
-
+    # ---- one step -----------------------------------------------------------------------------
+    def train_step(self, reals: torch.Tensor) -> None:
+        """reals: [batch, C, R, R] in [-1, 1] on the device. Statistics: read_stats()."""
+        z = torch.randn([len(PHASES), self.batch, self.G.z_dim], device=self.device, generator=self.gen)
+        self._phase("Gmain", reals, z[0])
+        if self.cfg.pl_weight > 0 and self.step % self.cfg.pl_interval == 0:
+            self._phase("Greg", reals, z[1])
+        self._phase("Dmain", reals, z[2])
+        if self.r1_gamma > 0 and self.step % self.cfg.r1_interval == 0:
+            self._phase("Dreg", reals, z[3])
         self._update_ema()
-        if self.ada is not None:
-            stats["ada_p"] = self.ada.update(self.batch)
         self.step += 1
         self.run_nimg += self.batch
-        return stats
+        if self.ada is not None:
+            self.ada.update(self.batch)
 
-    @staticmethod
-    def _finite_grads(net) -> None:
+    def _phase(self, name: str, reals: torch.Tensor, z: torch.Tensor) -> None:
+        """Accumulate one phase's gradients over the batch in passes of batch_gpu, then one Adam step.
+
+        Out of GPU memory in a pass (automatic batch_gpu only): the phase's gradients and what its
+        passes changed (w_avg, pl_mean, the random stream) are put back and the phase runs again in
+        passes half the size. No update is applied before a phase completes, so none twice."""
+        net, opt = (self.G, self.opt_G) if name[0] == "G" else (self.D, self.opt_D)
+        loss = self.gradients(name, reals, z)
         for p in net.parameters():
             if p.grad is not None:
                 torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+        opt.step()
+        self._record(name, loss)
+        for logits in self._ada_logits if self.ada is not None else ():
+            self.ada.accumulate(logits)
+
+    def gradients(self, name: str, reals: torch.Tensor, z: torch.Tensor,
+                  pl_randn: torch.Tensor | None = None) -> torch.Tensor:
+        """The phase's gradients in .grad of its network (from zero), accumulated over the batch in
+        passes of batch_gpu; returns its loss (gain included, detached). pl_randn: one pass only."""
+        net, opt = (self.G, self.opt_G) if name[0] == "G" else (self.D, self.opt_D)
+        gain = {"Greg": self.cfg.pl_interval, "Dreg": self.cfg.r1_interval}.get(name, 1)
+        for p in self._trainable(net):
+            p.requires_grad_(True)
+        saved = (self.G.mapping.w_avg.clone(), self.pl_mean, self.gen.get_state())
+        while True:
+            opt.zero_grad(set_to_none=True)
+            self._ada_logits.clear()
+            try:
+                values = [self.accumulate(name, r, zc, gain=gain * len(r) / self.batch, pl_randn=pl_randn)
+                          for r, zc in zip(reals.split(self.batch_gpu), z.split(self.batch_gpu))]
+                break
+            except torch.cuda.OutOfMemoryError:
+                half = self.batch_gpu // 2
+                if self.cfg.batch_gpu or half < 4 or self.batch % half:
+                    raise
+                self.G.mapping.w_avg.copy_(saved[0])
+                self.pl_mean = saved[1]
+                self.gen.set_state(saved[2])
+                self._fewer_images_per_pass(half)
+        net.requires_grad_(False)
+        return torch.cat(values).mean() * gain
+
+    def _fewer_images_per_pass(self, half: int) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self.batch_gpu = half
+        self.log(f"out of GPU memory: {half} images per pass, {self.batch // half} passes per step")
+
+    def accumulate(self, phase: str, real: torch.Tensor, z: torch.Tensor, *, gain: float = 1.0,
+                   pl_randn: torch.Tensor | None = None) -> torch.Tensor:
+        """Backpropagate one pass of ``phase`` into .grad (the original's accumulate_gradients):
+        mean(loss) * gain. Returns the per-sample loss terms (detached): Gmain/Dmain the logistic
+        losses, Greg pl_weight * penalty, Dreg r1_gamma / 2 * |grad|^2. ``pl_randn``: Greg's noise
+        (default: drawn from the run's generator)."""
+        if phase == "Gmain":
+            img, _ = self._run_G(z)
+            loss = losses.g_nonsaturating(self._run_D(img))
+            loss.mean().mul(gain).backward()
+        elif phase == "Greg":
+            img, ws = self._run_G(z[:max(len(z) // 2, 1)])
+            if pl_randn is None:
+                pl_randn = torch.randn(img.shape, device=self.device, generator=self.gen)
+            penalty, pl_mean = losses.path_length_penalty(img, ws, self.pl_mean, pl_randn)
+            self.pl_mean = pl_mean.detach()
+            loss = penalty * self.cfg.pl_weight
+            (img[:, 0, 0, 0] * 0 + loss).mean().mul(gain).backward()  # as the original: every parameter
+            # gets a gradient (zero where it has no effect), so Adam treats them all alike
+        elif phase == "Dmain":
+            with torch.no_grad():
+                fake, _ = self._run_G(z)
+            loss_fake = losses.d_fake(self._run_D(fake))
+            loss_fake.mean().mul(gain).backward()
+            real_logits = self._run_D(real)
+            self._ada_logits.append(real_logits.detach())
+            loss_real = losses.d_real(real_logits)
+            loss_real.mean().mul(gain).backward()
+            loss = loss_fake + loss_real
+        elif phase == "Dreg":
+            real = real.detach().requires_grad_(True)
+            real_logits = self._run_D(real)
+            self._ada_logits.append(real_logits.detach())
+            loss = losses.r1_penalty(real_logits, real) * (self.r1_gamma / 2)
+            (real_logits.flatten() * 0 + loss).mean().mul(gain).backward()
+        else:
+            raise ValueError(f"unknown phase {phase!r}: one of {', '.join(PHASES)}")
+        return loss.detach()
+
+    def _run_G(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images [N, C, R, R] (float32) and the ws they came from, with style mixing."""
+        G, gen = self.G, self.gen
+        ws = G.mapping(z, None, update_w_avg=True)  # [N, num_ws, w_dim]; the mapping runs in fp32
+        if self.cfg.style_mixing > 0:  # on the device, no sync: cutoff = num_ws means no mixing
+            cutoff = torch.randint(1, ws.shape[1], [], device=self.device, generator=gen)
+            mixing = torch.rand([], device=self.device, generator=gen) < self.cfg.style_mixing
+            cutoff = torch.where(mixing, cutoff, ws.shape[1])
+            ws2 = G.mapping(torch.randn(z.shape, device=self.device, generator=gen), None)
+            later = torch.arange(ws.shape[1], device=self.device)[None, :, None] >= cutoff
+            ws = torch.where(later, ws2, ws)
+        with self.autocast():
+            img = G.synthesize(ws, noise_mode=self.noise_mode, fused=False, force_fp32=self.force_fp32,
+                               channels_last=self.channels_last, noise_generator=gen)
+        return img.float(), ws
+
+    def _run_D(self, img: torch.Tensor) -> torch.Tensor:
+        if self.cfg.aug == "ada":
+            img = self.augment(img, self.gen)
+        elif self.cfg.aug == "diffaugment":
+            img = diffaugment(img, self.cfg.diffaugment_policy, self.gen)
+        with self.autocast():
+            logits = self.D(img, None, force_fp32=self.force_fp32)
+        return logits.float()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -180,9 +275,31 @@ class Trainer:
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
 
+    # ---- statistics: on the device until read -----------------------------------------------------
+    STAT_NAMES = {"Gmain": "loss_G", "Greg": "pl", "Dmain": "loss_D", "Dreg": "r1"}
+
+    def _record(self, phase: str, loss: torch.Tensor) -> None:
+        value = loss
+        if phase == "Dreg":
+            value = loss / (self.cfg.r1_interval * self.r1_gamma / 2)  # the R1 penalty itself, as logged before
+        elif phase == "Greg":
+            value = loss / (self.cfg.pl_interval * self.cfg.pl_weight)  # the path length penalty
+        self._stats.setdefault(self.STAT_NAMES[phase], []).append(value.detach())
+
+    def read_stats(self, reset: bool = True) -> dict:
+        """Means of each statistic since the last reset (one device sync), and ADA's p."""
+        names = list(self._stats)
+        means = torch.stack([torch.stack(self._stats[n]).mean() for n in names]).tolist() if names else []
+        if reset:
+            self._stats = {}
+        out = dict(zip(names, means))
+        if self.ada is not None:
+            out["ada_p"] = self.ada.p
+        return out
+
     # ---- state for exact resume ----------------------------------------------------------------
     def extra_tensors(self) -> dict[str, torch.Tensor]:
-        out = {"train.pl_mean": self.pl_mean.detach().cpu().reshape(1)}
+        out = {"train.pl_mean": self.pl_mean.detach().cpu().reshape(1), "train.rng": self.gen.get_state()}
         for prefix, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
             for idx, state in opt.state_dict()["state"].items():
                 for key, value in state.items():
@@ -191,7 +308,7 @@ class Trainer:
         return out
 
     def counters(self) -> dict:
-        return {"step": self.step, "run_nimg": self.run_nimg,
+        return {"step": self.step, "run_nimg": self.run_nimg, "rng_device": self.device.type,
                 "ada": self.ada.state_dict() if self.ada is not None else None}
 
     def load_state(self, tensors: dict[str, torch.Tensor], counters: dict) -> None:
@@ -199,6 +316,11 @@ class Trainer:
         if self.ada is not None and counters.get("ada"):
             self.ada.load_state_dict(counters["ada"])
         self.pl_mean = tensors["train.pl_mean"].to(self.device).reshape([])
+        if "train.rng" in tensors and counters.get("rng_device") == self.device.type:
+            self.gen.set_state(tensors["train.rng"])
+        else:  # a state from before the run owned its generator, or from another kind of device
+            self.gen.manual_seed(step_seed(self.cfg.seed, self.step))
+            self.log("the random stream is re-seeded (the saved one belongs to another kind of device)")
         for prefix, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
             sd = opt.state_dict()
             for idx in range(sum(len(g["params"]) for g in sd["param_groups"])):
@@ -210,5 +332,8 @@ class Trainer:
 
     def lr_info(self) -> dict:
         return {"lr_G": self.opt_G.param_groups[0]["lr"], "lr_D": self.opt_D.param_groups[0]["lr"],
+                "betas_G": list(self.opt_G.param_groups[0]["betas"]),
+                "betas_D": list(self.opt_D.param_groups[0]["betas"]),
                 "r1_gamma": self.r1_gamma, "ema_kimg": self.ema_kimg, "batch": self.batch,
-                "batch_gpu": self.batch_gpu, "frozen_d": self.frozen_d, "device": str(self.device)}
+                "batch_gpu": self.batch_gpu, "frozen_d": self.frozen_d, "device": str(self.device),
+                "precision": self.precision}

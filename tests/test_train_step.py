@@ -1,0 +1,162 @@
+"""The training step: lazy regularisation as separate Adam steps, the run's own randomness, and an
+out-of-memory retry that never applies an update twice."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from core.stylegan import load_checkpoint
+from core.stylegan.augment import AdaptiveAugment, diffaugment
+from core.stylegan.train import train
+from core.stylegan.train_config import TrainConfig
+from core.stylegan.trainer import Trainer
+from tests.test_train import ArrayDataset
+from tests.tiny import tiny_networks, write_tiny_checkpoint
+
+CPU = torch.device("cpu")
+
+
+def _trainer(**kw) -> Trainer:
+    G, D = tiny_networks()
+    cfg = TrainConfig(batch=kw.pop("batch", 4), device="cpu", **kw)
+    return Trainer(cfg, G, D, device=CPU, batch=cfg.batch, batch_gpu=kw.get("batch_gpu") or None)
+
+
+def _reals(n=4, seed=0):
+    return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def _adam_steps(opt) -> set[int]:
+    return {int(s["step"]) for s in opt.state.values()}
+
+
+def test_regularisers_are_separate_adam_steps_at_their_intervals():
+    tr = _trainer(aug="none", r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=3)
+    counts = []
+    for _ in range(4):
+        tr.train_step(_reals())
+        counts.append((_adam_steps(tr.opt_G), _adam_steps(tr.opt_D)))
+    # step 0: Gmain + Greg, Dmain + Dreg; step 1: main phases only; step 2: Dreg again; step 3: Greg again
+    assert counts == [({2}, {2}), ({3}, {3}), ({4}, {5}), ({6}, {6})]
+    assert tr.opt_G.param_groups[0]["lr"] == pytest.approx(0.0025 * 3 / 4)
+    assert tr.opt_D.param_groups[0]["betas"] == pytest.approx((0.0, 0.99 ** (2 / 3)))
+
+
+def test_g_is_scaled_by_its_interval_with_path_length_off():
+    tr = _trainer(aug="none")
+    assert tr.opt_G.param_groups[0]["lr"] == pytest.approx(0.002)
+    assert tr.opt_G.param_groups[0]["betas"] == pytest.approx((0.0, 0.99 ** 0.8))
+    assert tr.opt_D.param_groups[0]["lr"] == pytest.approx(0.0025 * 16 / 17)
+
+
+def test_w_avg_moves_in_every_mapping_pass_of_training():
+    tr = _trainer(aug="none", style_mixing=0.0)
+    passes = []
+    tr.G.mapping.register_forward_hook(lambda m, args, kw_out: passes.append(m.w_avg.clone()))
+    before = tr.G.mapping.w_avg.clone()
+    tr.train_step(_reals())
+    assert len(passes) == 2  # Gmain and Dmain (Dreg runs no G)
+    assert not torch.equal(passes[0], before) and not torch.equal(passes[1], passes[0])
+
+
+def test_augmentation_draws_from_the_given_generator():
+    x = _reals(8)
+    aug = AdaptiveAugment(p=0.8)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(len(outs))  # the global stream differs each time
+        outs.append((aug(x, torch.Generator().manual_seed(3)),
+                     diffaugment(x, generator=torch.Generator().manual_seed(3))))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    assert not torch.equal(outs[0][0], x)
+
+
+def _state(path):
+    ck = load_checkpoint(path)
+    return {**{f"G.{k}": v for k, v in ck.G.state_dict().items()},
+            **{f"D.{k}": v for k, v in ck.D.state_dict().items()},
+            **{f"G_ema.{k}": v for k, v in ck.G_ema.state_dict().items()}, **ck.extra_tensors}
+
+
+def test_another_thread_drawing_random_numbers_changes_nothing(tmp_path):
+    """A run straight to step 4 equals one stopped at 2 and resumed, while another thread draws
+    from (and reseeds) the process-wide generator all along: bit for bit."""
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
+    ds = ArrayDataset()
+    cfg = TrainConfig(batch=4, snapshot_every=2, device="cpu", grid_seeds=(0,), aug="diffaugment", r1_interval=2)
+    train(cfg.replace(steps=4), tmp_path / "a", dataset=ds, checkpoint=load_checkpoint(ckpt), log=lambda m: None)
+    stop = threading.Event()
+
+    def draw():
+        i = 0
+        while not stop.wait(0.0005):
+            torch.randn(256)
+            torch.manual_seed(i)
+            i += 1
+    noisy = threading.Thread(target=draw, daemon=True)
+    noisy.start()
+    try:
+        train(cfg.replace(steps=2), tmp_path / "b", dataset=ds, checkpoint=load_checkpoint(ckpt), log=lambda m: None)
+        train(cfg.replace(steps=4), tmp_path / "b", dataset=ds, checkpoint=None, log=lambda m: None)
+    finally:
+        stop.set()
+        noisy.join()
+    a, b = _state(tmp_path / "a" / "state.safetensors"), _state(tmp_path / "b" / "state.safetensors")
+    assert a.keys() == b.keys() and "train.rng" in a
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_out_of_memory_mid_step_retries_the_phase_and_applies_each_update_once(monkeypatch):
+    """Out of memory in Dmain's first D pass (after G was updated and Dmain's G pass moved w_avg):
+    the phase runs again in passes of half the size. The result equals a twin that ran Dmain in
+    those passes from the start: G updated once, D once, w_avg and the random stream rolled back."""
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    oom = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0)
+    twin = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0)
+    calls = []
+    run_D = oom._run_D
+
+    def failing_run_D(img):
+        calls.append(1)
+        if len(calls) == 2:  # Gmain's D pass is the first; Dmain's fake pass the second
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (forced by the test)")
+        return run_D(img)
+    oom._run_D = failing_run_D
+    twin_phase = twin._phase
+
+    def halve_for_d(name, reals, z):
+        if name == "Dmain":
+            twin.batch_gpu = 4
+        twin_phase(name, reals, z)
+    twin._phase = halve_for_d
+    oom.train_step(_reals(8))
+    twin.train_step(_reals(8))
+    assert oom.batch_gpu == 4
+    assert _adam_steps(oom.opt_G) == {1} and _adam_steps(oom.opt_D) == {1}
+    for net in ("G", "D", "G_ema"):
+        for (name, x), y in zip(getattr(oom, net).state_dict().items(), getattr(twin, net).state_dict().values()):
+            assert torch.equal(x, y), f"{net}.{name}"
+    assert torch.equal(oom.gen.get_state(), twin.gen.get_state())
+
+
+def test_out_of_memory_with_a_fixed_pass_size_is_raised():
+    tr = _trainer(batch=8, batch_gpu=8, aug="none")
+
+    def no_memory(img):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (forced by the test)")
+    tr._run_D = no_memory
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        tr.train_step(_reals(8))
+    assert _adam_steps(tr.opt_G) == set()  # nothing was applied
+
+
+def test_statistics_stay_on_the_device_until_read():
+    tr = _trainer(aug="none", r1_gamma=1.0)
+    for _ in range(3):
+        tr.train_step(_reals())
+    assert all(isinstance(v, torch.Tensor) for values in tr._stats.values() for v in values)
+    stats = tr.read_stats()
+    assert set(stats) == {"loss_G", "loss_D", "r1"} and all(np.isfinite(v) for v in stats.values())
+    assert tr.read_stats() == {}
