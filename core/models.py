@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import quota
-from .storage import DEFAULT_USER, atomic_path, atomic_write_json, data_root, read_json, user_dir
+from .storage import DEFAULT_USER, atomic_path, atomic_write_json, data_root, download_name, read_json, user_dir
 
 __all__ = ["ModelError", "ModelNotFound", "ModelNotOwner", "save_model", "list_models", "get_model",
            "rename_model", "set_public", "delete_model", "model_weights_path", "model_grid_path",
@@ -324,7 +324,7 @@ def download_path(model_id, user: str) -> tuple[Path, str]:
     src = _folder(owner, rec["id"]) / WEIGHTS
     if not src.is_file():
         raise ModelNotFound("No such model")
-    name = f"{_file_stem(rec['name'])}.safetensors"
+    name = download_name(rec["name"], ext="safetensors")
     if owner == user:
         return src, name
     dest = _public_copy_path(rec["id"])
@@ -336,11 +336,6 @@ def download_path(model_id, user: str) -> tuple[Path, str]:
     return dest, name
 
 
-def _file_stem(name: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:60]
-    return stem or "model"
-
-
 def export_model(model_id, user: str, dest_dir) -> Path:
     """Copy a readable model's file (``download_path``) and its record as the user sees it (JSON) into
     ``dest_dir``."""
@@ -349,9 +344,9 @@ def export_model(model_id, user: str, dest_dir) -> Path:
     rec = _shown(rec, owner == user)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / f"{_file_stem(rec['name'])}.safetensors"
+    dest = dest_dir / download_name(rec["name"], ext="safetensors")
     if dest.exists():
-        dest = dest_dir / f"{_file_stem(rec['name'])}-{rec['id'][:8]}.safetensors"
+        dest = dest_dir / download_name(rec["name"], rec["id"][:8], ext="safetensors")
     with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
     atomic_write_json(dest.with_suffix(".json"),

@@ -32,7 +32,9 @@ Rules that hold for every endpoint:
 - Outputs that update a component (a dropdown's choices, a button's visibility) come back as
   dicts with `__type__: update`; files as paths downloaded by the client.
 - Experiments: `step` of `/show_snapshot` and `/save_to_my_models` is a training step; the nearest
-  snapshot is used. `/start_experiment`'s `lr` 0 and `batch` 0 mean automatic; `time_cap` is in minutes.
+  snapshot is used. `/start_experiment`'s `lr` 0 and `batch` 0 mean automatic; `time_cap` is in minutes;
+  `precision` is `auto` (chosen for the worker's device and named in the run's log), `fp32`, `fp16`
+  (CUDA only) or `bf16`.
 - Playground: `source` is `seed` (the seed, or the pasted / uploaded vector), `vector:<id>` (ids from
   `/list_vectors`) or `projection:<id>` (from `/projection_status` once a projection is over);
   `direction_set` is `sefa:<group>` or `ganspace:<group>` (group `all`, `coarse`, `middle`, `fine`) or

@@ -114,7 +114,7 @@ def test_journey_through_the_api(running):
     assert "Add some images first" in str(out)
 
     est = client.predict("tiny", 4, ds_id, "center", 4, 2, api_name="/estimate_experiment")
-    assert "ETA" in md(est) and "s/step" in md(est), est
+    assert "ETA for 4 steps" in md(est) and "batch 4" in md(est), est   # read from stored figures, never trained
     out = client.predict("Blobs try", ds_id, "tiny", "center", 4, 4, 2, "none", False, 0, 0, 0,
                          api_name="/start_experiment")
     exp_id = chosen_value(out)
@@ -159,6 +159,20 @@ def test_journey_through_the_api(running):
     assert Path(path).stat().st_size > 1000, out
     out = client.predict("model:nope", "seed", 3, "", None, 0.7, "const", None, "0-4", "sefa:all", api_name="/generate")
     assert md(out[1]).startswith("⚠") and "Traceback" not in md(out[1])
+
+
+def test_malformed_upload_paths_are_one_line_refusals(running):
+    import json
+
+    from gradio_client import handle_file
+    client, images = running
+    files = [handle_file(str(p)) for p in sorted(images.iterdir())[:2]]
+    deep = json.dumps([{"path": "d/" * 3000 + "a.png", "name": "a.png", "size": 1}])
+    for relpaths, words in (("[1]", "malformed (entry 1 is not"), ("[{", "malformed (not valid JSON)"),
+                            (deep, "3,000 folders deep")):
+        out = client.predict(files, [], relpaths, "Paths", "center", False, False, 0, api_name="/import_dataset")
+        assert words in md(out[-1]) and "went wrong" not in md(out[-1]), out[-1]
+    assert "Paths" not in str(client.predict(api_name="/list_datasets"))
 
 
 def test_handlers_are_short_and_take_the_user_from_the_request():

@@ -281,9 +281,9 @@ def test_uploads_are_the_uploaders(app, tmp_path):
         stored = upload(a, png)
         assert a.get(f"/gradio_api/file={stored}").status_code == 200
         assert b.get(f"/gradio_api/file={stored}").status_code == 404
-        kind, out = call_event(b, "preview_crops", [file_value(stored)], None, None, False, False, 0)
+        kind, out = call_event(b, "preview_crops", [file_value(stored)], None, None, "center", False, False, 0)
         assert kind == "error", out                                                  # refused before the handler
-        kind, out = call_event(a, "preview_crops", [file_value(stored)], None, None, False, False, 0)
+        kind, out = call_event(a, "preview_crops", [file_value(stored)], None, None, "center", False, False, 0)
         assert kind == "complete" and not refused(out), out
         own = upload(b, png)                                                         # the same bytes, bob's own upload
         assert b.get(f"/gradio_api/file={own}").status_code == 200

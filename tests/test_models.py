@@ -51,7 +51,7 @@ def test_save_list_get_and_export(home, snapshot, tmp_path):
     assert model_weights_path(mid, "alice").read_bytes() == snapshot.read_bytes()
     assert [m["id"] for m in list_models("alice")] == [mid]
     out = export_model(mid, "alice", tmp_path / "export")
-    assert out.name == "My_cats.safetensors" and out.read_bytes() == snapshot.read_bytes()
+    assert out.name == "My cats.safetensors" and out.read_bytes() == snapshot.read_bytes()
     assert json.loads(out.with_suffix(".json").read_text())["id"] == mid
     from core.stylegan import load_checkpoint
     assert load_checkpoint(out).resolution == 32
@@ -121,7 +121,7 @@ def test_others_see_a_public_model_without_its_provenance(home, snapshot, tmp_pa
     assert (mine["experiment"], mine["dataset"], mine["source"]["dataset"]) == ("e" * 32, "cats", "cats")
 
     path, name = download_path(mid, "bob")
-    assert name == "My_cats.safetensors" and path.parent.name == "public_copies"
+    assert name == "My cats.safetensors" and path.parent.name == "public_copies"
     header = read_native_metadata(path)
     assert header["metadata"] == {"step": 10} and header["g_kwargs"] == read_native_metadata(snapshot)["g_kwargs"]
     raw = path.read_bytes()

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..storage import atomic_write_json
 from . import run_files
@@ -49,17 +50,19 @@ def _build_trainer(cfg: TrainConfig, run_dir: Path, checkpoint, log) -> Trainer:
     device = resolve_device(cfg.device)
     state_path = run_dir / STATE_FILE
     source = load_checkpoint(state_path) if state_path.exists() else checkpoint
-    if source is None:
-        G = Generator(**cfg.scratch_arch)
-        D, G_ema = _matching_discriminator(G), None
-        log("training from scratch")
-    else:
-        G_ema = source.G_ema
-        G = source.G if source.G is not None else copy.deepcopy(G_ema)  # G_ema-only files
-        D = source.D
-        if D is None:
-            D = _matching_discriminator(G)
-            log("the checkpoint has no discriminator: starting D from scratch")
+    with torch.random.fork_rng(devices=[]):  # new weights follow the run's seed (torch's initialisers)
+        torch.manual_seed(cfg.seed)
+        if source is None:
+            G = Generator(**cfg.scratch_arch)
+            D, G_ema = _matching_discriminator(G), None
+            log("training from scratch")
+        else:
+            G_ema = source.G_ema
+            G = source.G if source.G is not None else copy.deepcopy(G_ema)  # G_ema-only files
+            D = source.D
+            if D is None:
+                D = _matching_discriminator(G)
+                log("the checkpoint has no discriminator: starting D from scratch")
     batch = cfg.batch or auto_batch(G.img_resolution, device)
     try:
         trainer = Trainer(cfg, G, D, G_ema, device=device, batch=batch, batch_gpu=cfg.batch_gpu or None, log=log)

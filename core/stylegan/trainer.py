@@ -18,7 +18,6 @@ resumed run continues exactly. Statistics stay on the device until read_stats() 
 from __future__ import annotations
 
 import copy
-from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from .train_config import TrainConfig
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 FP16_RESOLUTIONS, FP16_CONV_CLAMP = 4, 256  # the original's mixed precision: top 4 resolutions, clamp 256
+BF16_CPU_LOWEST = 16
 CPU_AUTO_PRECISION = "fp32"
 
 
@@ -49,7 +49,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """fp32, fp16 (the original's: CUDA only) or bf16 (autocast: CUDA and CPU); 'auto' per device."""
+    """fp32; fp16 (the original's: CUDA only); bf16 (autocast in the high-resolution blocks, fp32
+    master weights: CUDA and CPU); 'auto' per device."""
     if requested == "auto":
         return {"cuda": "fp16", "cpu": CPU_AUTO_PRECISION}.get(device.type, "fp32")
     if requested == "fp16" and device.type != "cuda":
@@ -72,17 +73,33 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
 
 
-def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV_CLAMP) -> None:
-    """Run the ``count`` highest resolutions of G.synthesis or D in fp16, as the original's mixed
-    precision does, with every conv clamped (layers without a clamp get ``clamp``)."""
+def low_precision_blocks(net, lowest: int) -> None:
+    """Mark the blocks of G.synthesis or D at ``lowest`` px and above as reduced-precision blocks
+    (the original's use_fp16): fp16 casts there, or bf16 autocast (see precision)."""
     blocks = net.synthesis if hasattr(net, "synthesis") else net
-    for res in sorted(blocks.block_resolutions, reverse=True)[:count]:
-        getattr(blocks, f"b{res}").use_fp16 = True
+    for res in blocks.block_resolutions:
+        block = getattr(blocks, f"b{res}")
+        block.use_fp16 = block.use_fp16 or res >= lowest
+
+
+def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV_CLAMP) -> None:
+    """The original's mixed precision: the ``count`` highest resolutions of G.synthesis or D in
+    fp16 (never the 4x4 block), every conv clamped (layers without a clamp get ``clamp``)."""
+    low_precision_blocks(net, max(net.img_resolution // 2 ** (count - 1), 8))
     for module in net.modules():
         if getattr(module, "conv_clamp", 0) is None and module is not getattr(net, "b4", None):
             module.conv_clamp = clamp
     net.init_kwargs.update(num_fp16_res=max(net.init_kwargs.get("num_fp16_res") or 0, count),
                            conv_clamp=net.init_kwargs.get("conv_clamp") or clamp)
+
+
+def bf16_lowest_resolution(net, device: torch.device) -> int:
+    """Blocks from this resolution up run under bf16 autocast: the original's fp16 blocks on CUDA;
+    on the CPU every block from 16 px (oneDNN's bf16 weight gradients are several times slower
+    than fp32's at 4x4 and 8x8 here, and about 2x faster from 16x16: docs/benchmarks.md)."""
+    if device.type == "cuda":
+        return max(net.img_resolution // 2 ** (FP16_RESOLUTIONS - 1), 8)
+    return BF16_CPU_LOWEST
 
 
 class Trainer:
@@ -119,7 +136,12 @@ class Trainer:
         if self.precision == "fp16":
             for net in (self.G, self.D, self.G_ema):
                 use_fp16_blocks(net)
+        elif self.precision == "bf16":  # G and D only: G_ema and the saved architecture stay as they were
+            for net in (self.G, self.D):
+                low_precision_blocks(net, bf16_lowest_resolution(net, device))
         self.force_fp32 = self.precision != "fp16"
+        self.bf16 = self.precision == "bf16"
+        self.compiled_D = self._compiled(self.D) if cfg.compile else None
         self._stats: dict[str, list] = {}
         self._ada_logits: list[torch.Tensor] = []
 
@@ -130,10 +152,19 @@ class Trainer:
         frozen = tuple(name + "." for name in self.frozen_d)
         return [p for name, p in net.named_parameters() if not name.startswith(frozen)]
 
-    def autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+    def _compiled(self, net):
+        """``net``'s forward through torch.compile, for the passes without a second derivative
+        (torch.compile has no double backward: Dreg runs eagerly), or None where no compiler
+        works on this machine (said in the log). G is not compiled: its noise comes from the run's
+        generator, which torch.compile cannot trace."""
+        try:
+            probe = torch.ones(2, device=self.device, requires_grad=True)
+            torch.compile(lambda x: (x * 2).sin(), dynamic=False)(probe).sum().backward()
+        except Exception as e:  # noqa: BLE001 - no C++ compiler, no Triton, an unsupported device...
+            self.log(f"compile: torch.compile does not work here ({str(e).strip().splitlines()[0][:200]}); "
+                     "training runs without it")
+            return None
+        return torch.compile(lambda img: net(img, None, force_fp32=self.force_fp32, bf16=self.bf16), dynamic=False)
 
     # ---- one step -----------------------------------------------------------------------------
     def train_step(self, reals: torch.Tensor) -> None:
@@ -231,7 +262,7 @@ class Trainer:
             loss = loss_fake + loss_real
         elif phase == "Dreg":
             real = real.detach().requires_grad_(True)
-            real_logits = self._run_D(real)
+            real_logits = self._run_D(real, second_order=True)
             self._ada_logits.append(real_logits.detach())
             loss = losses.r1_penalty(real_logits, real) * (self.r1_gamma / 2)
             (real_logits.flatten() * 0 + loss).mean().mul(gain).backward()
@@ -250,19 +281,18 @@ class Trainer:
             ws2 = G.mapping(torch.randn(z.shape, device=self.device, generator=gen), None)
             later = torch.arange(ws.shape[1], device=self.device)[None, :, None] >= cutoff
             ws = torch.where(later, ws2, ws)
-        with self.autocast():
-            img = G.synthesize(ws, noise_mode=self.noise_mode, fused=False, force_fp32=self.force_fp32,
-                               channels_last=self.channels_last, noise_generator=gen)
+        img = G.synthesize(ws, noise_mode=self.noise_mode, fused=False, force_fp32=self.force_fp32,
+                           channels_last=self.channels_last, noise_generator=gen, bf16=self.bf16)
         return img.float(), ws
 
-    def _run_D(self, img: torch.Tensor) -> torch.Tensor:
-        if self.cfg.aug == "ada":
-            img = self.augment(img, self.gen)
+    def _run_D(self, img: torch.Tensor, second_order: bool = False) -> torch.Tensor:
+        if self.cfg.aug == "ada" and (self.ada.p if self.ada is not None else float(self.augment.p)) > 0:
+            img = self.augment(img, self.gen)  # p is read on the host; the warp waits for the device, as the original's
         elif self.cfg.aug == "diffaugment":
             img = diffaugment(img, self.cfg.diffaugment_policy, self.gen)
-        with self.autocast():
-            logits = self.D(img, None, force_fp32=self.force_fp32)
-        return logits.float()
+        if self.compiled_D is not None and not second_order:
+            return self.compiled_D(img).float()
+        return self.D(img, None, force_fp32=self.force_fp32, bf16=self.bf16).float()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -336,4 +366,4 @@ class Trainer:
                 "betas_D": list(self.opt_D.param_groups[0]["betas"]),
                 "r1_gamma": self.r1_gamma, "ema_kimg": self.ema_kimg, "batch": self.batch,
                 "batch_gpu": self.batch_gpu, "frozen_d": self.frozen_d, "device": str(self.device),
-                "precision": self.precision}
+                "precision": self.precision, "compiled": self.compiled_D is not None}
