@@ -15,7 +15,7 @@ import gradio as gr
 from core import playground as pg_core
 from core.playground import view as view_core
 
-from .common import MODELS, Nav, go_to, ok_text, safe, user_of
+from .common import MODELS, Nav, error_text, go_to, ok_text, safe, user_of
 from .playground_library import LibraryUI, build_library, wire_library
 from .playground_photo import PhotoUI, build_photo, wire_photo
 from .playground_walks import WalksUI, build_walks, wire_walks
@@ -170,7 +170,7 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
         view = view_of(model, source, seed, vector_text, vector_file, psi, noise, mix_seed, mix_layers,
                        direction_set, s1, s2, s3, s4, s5, s6)
         out = view_core.render_view(user_of(request), view)
-        return {ui.message: f"⚠ {out['error']}"} if out["error"] else {ui.image: out["image"], ui.message: ""}
+        return {ui.message: error_text(out["error"])} if out["error"] else {ui.image: out["image"], ui.message: ""}
 
     @safe(ui.message, ERRORS)
     def keep_vector(model, source, seed, vector_text, vector_file, psi, noise, mix_seed, mix_layers, direction_set,
