@@ -195,10 +195,13 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
                 ui.cards: cards_view(entries), ui.checkpoint: gr.Dropdown(choices=choices, value=chosen)}
 
     @safe(ui.message, errors)
-    def show_dataset(dataset, request: gr.Request):
+    def show_dataset(dataset, warned, request: gr.Request):
         d = ds_core.get_dataset(dataset, user_of(request)) if dataset else None
-        return {ui.mosaic: served(d["mosaic"]) if d else None, ui.dataset_md: dataset_view(d),
-                ui.dataset_count: d["count"] if d else None, ui.warned: None, ui.message: ""}
+        shown = {ui.mosaic: served(d["mosaic"]) if d else None, ui.dataset_md: dataset_view(d),
+                 ui.dataset_count: d["count"] if d else None}
+        if warned in (None, dataset):  # the dropdown repeats its change on blur: a question just asked stays
+            return {**shown, ui.warned: gr.skip(), ui.message: gr.skip()}
+        return {**shown, ui.warned: None, ui.message: ""}
 
     @safe(ui.message, errors)
     def suggest_steps(dataset, checkpoint, request: gr.Request):
@@ -251,7 +254,7 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
     ui.tab.select(load_form, [ui.dataset, ui.checkpoint], form_outputs, api_name="new_experiment_form",
                   show_progress="hidden")
     ui.empty_btn.click(lambda: go_to(DATASETS), None, nav.tabs, api_name=False)
-    ui.dataset.change(show_dataset, ui.dataset, [ui.mosaic, ui.dataset_md, ui.dataset_count, ui.warned, ui.message],
+    ui.dataset.change(show_dataset, [ui.dataset, ui.warned], [ui.mosaic, ui.dataset_md, ui.dataset_count, ui.warned, ui.message],
                       api_name="dataset_mosaic", show_progress="hidden")
     ui.checkpoint.change(describe_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
                          api_name="describe_checkpoint", show_progress="hidden")
