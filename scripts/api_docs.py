@@ -32,7 +32,8 @@ Rules that hold for every endpoint:
 - Outputs that update a component (a dropdown's choices, a button's visibility) come back as
   dicts with `__type__: update`; files as paths downloaded by the client.
 - Experiments: `step` of `/show_snapshot` and `/save_to_my_models` is a training step; the nearest
-  snapshot is used. `/start_experiment`'s `lr` 0 and `batch` 0 mean automatic; `time_cap` is in minutes.
+  snapshot is used. `/start_experiment`'s `lr` 0 and `batch` 0 mean automatic; `time_cap` is in minutes; `devices`
+  (default 1) is how many GPUs of the machine train it together (see docs/scaling.md).
 
 | endpoint | inputs (in order) |
 |---|---|

@@ -42,6 +42,7 @@ class NewExperimentUI:
     freeze_d: gr.Number
     lr: gr.Number
     time_cap: gr.Number
+    devices: gr.Number
     start: gr.Button
     message: gr.Markdown
 
@@ -77,6 +78,8 @@ def build_new_experiment() -> NewExperimentUI:
                     batch = gr.Number(value=0, precision=0, minimum=0, label="Batch (0 = automatic)")
                     snapshot_every = gr.Number(value=250, precision=0, minimum=1, label="Snapshot every N steps")
                     lr = gr.Number(value=0, minimum=0, label="Learning rate (0 = automatic)")
+                    devices = gr.Number(value=1, precision=0, minimum=1, visible=False,  # shown with 2+ GPUs
+                                        label="GPUs training it together (the batch is split)")
                 with gr.Row():
                     aug = gr.Radio([("ADA", "ada"), ("DiffAugment", "diffaugment"), ("Off", "none")], value="ada",
                                    label="Augmentation")
@@ -127,9 +130,10 @@ def checkpoint_text(e: dict) -> str:
     return f"**{e['title']}** · {e['resolution'] or '?'} px · {state_text(e)}. {e['depicts']}{note}"
 
 
-def options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap) -> dict:
+def options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap, devices=1) -> dict:
     opts = {"batch": int(batch or 0), "snapshot_every": int(snapshot_every or 250), "aug": aug,
-            "mirror": bool(mirror), "freeze_d": int(freeze_d or 0), "time_budget_s": float(time_cap or 0) * 60}
+            "mirror": bool(mirror), "freeze_d": int(freeze_d or 0), "time_budget_s": float(time_cap or 0) * 60,
+            "devices": int(devices or 1)}
     if lr:
         opts.update(lr_g=float(lr), lr_d=float(lr))
     return opts
@@ -154,7 +158,9 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
         choices = [(f"{e['title']} ({state_text(e)})", e["name"]) for e in entries]
         chosen = checkpoint if checkpoint in {e["name"] for e in entries} else entries[0]["name"]
         ds_value = dataset if dataset in {d["id"] for d in items} else (items[0]["id"] if items else None)
+        gpus = len(jobs_core.machine_devices())
         return {ui.empty: gr.Group(visible=not items), ui.form: gr.Column(visible=bool(items)),
+                ui.devices: gr.Number(visible=gpus > 1, maximum=gpus),
                 ui.dataset: gr.Dropdown(choices=[(d["name"], d["id"]) for d in items], value=ds_value),
                 ui.cards: cards_view(entries), ui.checkpoint: gr.Dropdown(choices=choices, value=chosen)}
 
@@ -196,15 +202,15 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
 
     @safe(ui.message, errors)
     def start_experiment(title, dataset, checkpoint, crop, steps, batch, snapshot_every, aug, mirror, freeze_d, lr,
-                         time_cap, request: gr.Request):
+                         time_cap, devices, request: gr.Request):
         exp_id = jobs_core.submit_experiment(user_of(request), title=title, dataset=dataset or "",
                                              checkpoint=checkpoint or "", steps=int(steps or 0), crop=crop,
                                              options=options_of(batch, snapshot_every, aug, mirror, freeze_d, lr,
-                                                                time_cap))
+                                                                time_cap, devices))
         listing = list_outputs(experiments, jobs_core.list_experiments(user_of(request)), exp_id)
         return {**listing, ui.message: ok_text("Queued."), nav.tabs: go_to(EXPERIMENTS)}
 
-    form_outputs = [ui.empty, ui.form, ui.dataset, ui.cards, ui.checkpoint, ui.message]
+    form_outputs = [ui.empty, ui.form, ui.dataset, ui.cards, ui.checkpoint, ui.devices, ui.message]
     ui.tab.select(load_form, [ui.dataset, ui.checkpoint], form_outputs, api_name="new_experiment_form",
                   show_progress="hidden")
     ui.empty_btn.click(lambda: go_to(DATASETS), None, nav.tabs, api_name=False)
@@ -224,6 +230,7 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
           api_name="estimate_experiment", trigger_mode="always_last", concurrency_id="eta", concurrency_limit=1,
           show_progress="minimal")
     ui.start.click(start_experiment, [ui.title, ui.dataset, ui.checkpoint, ui.crop, ui.steps, ui.batch,
-                                      ui.snapshot_every, ui.aug, ui.mirror, ui.freeze_d, ui.lr, ui.time_cap],
+                                      ui.snapshot_every, ui.aug, ui.mirror, ui.freeze_d, ui.lr, ui.time_cap,
+                                      ui.devices],
                    [ui.message, nav.tabs, experiments.empty, experiments.table, experiments.chosen],
                    api_name="start_experiment")

@@ -123,7 +123,7 @@ def queue_positions(records: list[dict]) -> dict[str, int]:
 
 # ---- worker identity and liveness -------------------------------------------------------------
 
-def _proc_start(pid: int) -> str | None:
+def proc_start(pid: int) -> str | None:
     """The process start time from /proc (to tell a reused pid apart), or None off Linux."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
@@ -133,17 +133,17 @@ def _proc_start(pid: int) -> str | None:
 
 def worker_identity(worker_id: str, device: str) -> dict:
     pid = os.getpid()
-    return {"id": worker_id, "pid": pid, "host": socket.gethostname(), "start": _proc_start(pid), "device": device}
+    return {"id": worker_id, "pid": pid, "host": socket.gethostname(), "start": proc_start(pid), "device": device}
 
 
-def _pid_alive(pid: int, start: str | None) -> bool:
+def pid_alive(pid: int, start: str | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    return start is None or _proc_start(pid) in (None, start)
+    return start is None or proc_start(pid) in (None, start)
 
 
 def is_orphan(rec: dict, now: float | None = None, lease_s: float | None = None) -> bool:
@@ -157,5 +157,5 @@ def is_orphan(rec: dict, now: float | None = None, lease_s: float | None = None)
     if w.get("host") == socket.gethostname() and w.get("pid"):
         if w["pid"] == os.getpid():
             return w.get("id") not in LIVE_WORKERS
-        return not _pid_alive(int(w["pid"]), w.get("start"))
+        return not pid_alive(int(w["pid"]), w.get("start"))
     return False

@@ -3,8 +3,9 @@
     w = Worker(device="cpu", poll=1.0); w.run_forever(stop_event)    # or w.run_once()
 
 One worker per device; several (threads or processes, one per GPU) share the queue safely:
-a claim is one transaction, and each running record carries its worker's identity and a
-heartbeat. Orphans (worker dead or silent past the lease) are requeued by any worker, and
+a claim is one transaction, and each running record carries its worker's identity, the devices
+it holds and a heartbeat. A worker claims only what fits it (``devices.py``); an experiment on
+several devices runs as a torchrun group that the worker treats as one job (``group.py``). Orphans (worker dead or silent past the lease) are requeued by any worker, and
 train() resumes from the run's last snapshot. A failure marks the experiment failed with a
 one-line reason and the worker goes on. A run whose next snapshot would take its owner past their
 storage quota stops at its last snapshot, with the quota's sentence as its error.
@@ -16,7 +17,7 @@ import time
 import traceback
 import uuid
 
-from . import api, store
+from . import api, devices, store
 
 
 def recover_orphans(lease_s: float | None = None) -> list[str]:
@@ -39,20 +40,22 @@ def recover_orphans(lease_s: float | None = None) -> list[str]:
     return [rec["id"] for rec, _ in recovered]
 
 
-def _claim(identity: dict) -> dict | None:
+def _claim(identity: dict, gpus: int) -> dict | None:
     with store.transaction() as c:
-        queued = [r for r in store.all_records(c) if r["state"] == "queued"]
-        if not queued:
+        records = store.all_records(c)
+        queued = sorted((r for r in records if r["state"] == "queued"), key=lambda r: r["seq"])
+        fit = devices.first_fit(queued, identity["device"], records, gpus) if queued else None
+        if fit is None:
             return None
-        rec = min(queued, key=lambda r: r["seq"])
+        rec, held = fit
         now = time.time()
-        rec.update(state="preparing", worker=identity, heartbeat=now, error=None)
+        rec.update(state="preparing", worker=dict(identity, devices=held), heartbeat=now, error=None)
         rec["started"] = rec.get("started") or now
         store.put(c, rec)
         return rec
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
     text = f"{e}".strip().splitlines()
     msg = text[0] if text else type(e).__name__
     if "out of memory" in msg.lower() or type(e).__name__ == "OutOfMemoryError":
@@ -66,10 +69,11 @@ class Worker:
     """Runs experiments on one device. ``run_once()`` does at most one job; ``run_forever`` loops."""
 
     def __init__(self, device: str = "cpu", poll: float = 1.0, lease_s: float | None = None, log=None):
-        self.device, self.poll = device, poll
+        self.device, self.poll = devices.normalise(device), poll
         self.lease_s = lease_s or store.lease_seconds()
         self.id = uuid.uuid4().hex
-        self.identity = store.worker_identity(self.id, device)
+        self.identity = store.worker_identity(self.id, self.device)
+        self.gpus = sum(d.startswith("cuda") for d in devices.machine_devices())  # for the claims
         self.shutdown = threading.Event()   # set by run_forever's stop_event: requeue, do not stop
         self.log = log or (lambda line: None)
         store.LIVE_WORKERS.add(self.id)
@@ -93,7 +97,7 @@ class Worker:
     def run_once(self) -> dict | None:
         """Recover orphans, claim the oldest queued experiment and run it. Returns its final record."""
         recover_orphans(self.lease_s)
-        rec = _claim(self.identity)
+        rec = _claim(self.identity, self.gpus)
         if rec is None:
             return None
         self.log(f"running {rec['id']} ({rec['title']}) on {self.device}")
@@ -137,7 +141,7 @@ class Worker:
         try:
             result = self._train(rec, say, abort_fn)
         except Exception as e:  # noqa: BLE001 - any failure marks the job failed; the worker goes on
-            reason = _one_line(e)
+            reason = one_line(e)
             say(f"failed: {reason}")
             say(traceback.format_exc(limit=8))
             self._release_cuda()
@@ -170,7 +174,7 @@ class Worker:
         from ..stylegan import load_checkpoint
         from ..stylegan.train import train
         from ..stylegan.train_config import TrainConfig
-        from . import eta
+        from . import eta, group
         exp_id, owner = rec["id"], rec["owner"]
         cfg = TrainConfig.from_dict(dict(rec["options"], steps=rec["steps"], device=self.device))
         say(f"preparing on {self.device}: loading checkpoint {rec['checkpoint']}")
@@ -206,9 +210,10 @@ class Worker:
                 return str(e)
             return None
 
-        result = train(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt, progress_fn=progress,
-                       abort_fn=abort_fn, provenance=provenance, log=say, before_snapshot=before_snapshot)
-        if len(per_step) >= 10:
+        run = train if cfg.devices == 1 else group.runner(rec)  # several devices: a torchrun group
+        result = run(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt, progress_fn=progress,
+                     abort_fn=abort_fn, provenance=provenance, log=say, before_snapshot=before_snapshot)
+        if len(per_step) >= 10 and cfg.devices == 1:
             median = sorted(per_step)[len(per_step) // 2]
             eta.record_observed(ckpt.resolution, ckpt.g_kwargs, store.run_dir(owner, exp_id), self.device, median)
         return result
