@@ -31,7 +31,8 @@ def world(tmp_path_factory):
     ckpt = write_tiny_checkpoint(base / "tiny.safetensors")
     imgs = write_blob_images(base / "imgs", n=12)
     args = ["-m", "core.cli", "train", "--dataset", str(imgs), "--checkpoint", str(ckpt), "--steps", str(STEPS),
-            "--snapshot-every", "2", "--batch", "8", "--device", "cpu", "--pl-weight", "2", "--aug", "ada"]
+            "--snapshot-every", "2", "--batch", "8", "--device", "cpu", "--pl-weight", "2", "--aug", "ada",
+            "--metrics", "swd"]
     one = subprocess.run([sys.executable, *args, "--out", str(base / "one")], env=env, cwd=base,
                          capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]
@@ -54,8 +55,10 @@ def _start(world, command: list[str]) -> subprocess.Popen:
 
 def _check_finished_run(world, run: Path) -> None:
     assert list_snapshots(run) == list(range(0, STEPS + 1, 2))  # no gap, no duplicate
-    steps = [r["step"] for r in read_stats(run)]
+    records = read_stats(run)
+    steps = [r["step"] for r in records]
     assert steps == sorted(set(steps)) and steps[-1] == STEPS
+    assert all(r["swd"] > 0 for r in records if r.get("snapshot"))  # its images made by both processes
     assert_same_run(run_state(run / "state.safetensors"), world["one"])
 
 

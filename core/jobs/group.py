@@ -16,8 +16,8 @@ CUDA_VISIBLE_DEVICES) and talks to them through files in ``RUN_DIR/group/``:
 
 A process that dies without an error (kill -9, out of host memory) takes the group down
 (torchrun stops the others); the worker starts the group again, which resumes from the last
-snapshot, up to RESTARTS times in a row. A process that raised fails the experiment with its
-reason. Every process exits when the worker's process is gone (kill -9 of the worker): the
+snapshot, up to RESTARTS times without a new snapshot in between. A process that raised fails
+the experiment with its reason. Every process exits when the worker's process is gone (kill -9 of the worker): the
 experiment is then an orphan, and the next worker requeues and resumes it.
 """
 from __future__ import annotations
@@ -72,7 +72,8 @@ def run_group(rec: dict, cfg, run_dir, *, dataset, checkpoint=None, progress_fn=
         env["CUDA_VISIBLE_DEVICES"] = devices_mod.visible_indices(claimed)
     command = distributed.torchrun_command(cfg.devices, ["core.jobs.group", str(run_dir)])
     where = "the CPU" if cfg.device == "cpu" else ", ".join(claimed)
-    for attempt in range(RESTARTS + 1):
+    deaths, last = 0, -1
+    while True:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         atomic_write_json(folder / "job.json", spec)
@@ -85,13 +86,13 @@ def run_group(rec: dict, cfg, run_dir, *, dataset, checkpoint=None, progress_fn=
         if errors:
             raise GroupError(errors[0].read_text().strip() or f"a process of the run failed ({errors[0].stem})")
         steps = run_files.list_snapshots(run_dir)
-        last = steps[-1] if steps else 0
+        deaths, last = (1, steps[-1]) if steps and steps[-1] > last else (deaths + 1, last)
         if (folder / "stop").exists() or (abort_fn is not None and abort_fn()):
-            return {"state": "stopped", "step": last}
+            return {"state": "stopped", "step": max(last, 0)}
         log(f"a process of the run died (torchrun exit code {code}): {_tail(folder)}")
-        if attempt < RESTARTS:
-            log(f"starting the group again from the last snapshot (step {last:,})")
-    raise GroupError(f"the run's processes died {RESTARTS + 1} times in a row; see the log")
+        if deaths > RESTARTS:
+            raise GroupError(f"the run's processes died {deaths} times without a new snapshot; see the log")
+        log(f"starting the group again from the last snapshot (step {max(last, 0):,})")
 
 
 def _supervise(command: list[str], env: dict, folder: Path, progress_fn, abort_fn) -> int:
@@ -118,11 +119,13 @@ def _supervise(command: list[str], env: dict, folder: Path, progress_fn, abort_f
 
 
 def _relay(folder: Path, seen, progress_fn):
+    """progress_fn(rank 0's latest progress) when it is new; the sequence number seen."""
     progress = read_json(folder / "progress.json")
-    if progress and progress.get("seq") != seen and progress_fn is not None:
+    if not progress or progress.get("seq") == seen:
+        return seen
+    if progress_fn is not None:
         progress_fn(progress["progress"])
-        return progress.get("seq")
-    return seen if not progress else progress.get("seq")
+    return progress.get("seq")
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -4,7 +4,13 @@
     <root>/users/<owner>/experiments/<id>/   run folder (snapshots, stats, state, log.txt)
 
 Every read-modify-write of a record happens in ``cache.transact()`` (an SQLite ``BEGIN IMMEDIATE``),
-so claims, stops and deletes by several processes never interleave. A record whose worker is
+so claims, stops and deletes by several processes never interleave.
+
+The queue's backend is what ``cache()`` returns: a transactional key-value store with ``get``,
+``set``, ``delete``, ``incr``, ``iterkeys`` and ``transact()`` (diskcache's Cache, embedded, in
+``<root>/queue`` or ``ATELIER_QUEUE_DIR``). SQLite needs a local disk: with the data root on a
+network file system, put the queue on a local one (ATELIER_QUEUE_DIR) and run the workers on
+that machine, or put a server-grade store with this interface here (docs/scaling.md). A record whose worker is
 gone (its pid is dead on this host, or its heartbeat is older than the lease) is an orphan.
 """
 from __future__ import annotations
@@ -42,9 +48,14 @@ class LimitReached(JobsError):
     """The user already has the maximum number of experiments queued or running."""
 
 
+def queue_dir() -> Path:
+    """Where the queue lives: ATELIER_QUEUE_DIR, else <data root>/queue."""
+    return Path(os.environ.get("ATELIER_QUEUE_DIR") or data_root() / "queue")
+
+
 def cache() -> diskcache.Cache:
     """The queue cache of the current data root (one handle per root and process)."""
-    path = str(data_root() / "queue")
+    path = str(queue_dir())
     with _caches_lock:
         c = _caches.get(path)
         if c is None:

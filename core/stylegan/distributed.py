@@ -13,7 +13,9 @@ and the processes agree through three kinds of collective:
   accumulation would need no_sync() around every pass but the last;
 - sums of statistics (losses, ADA's sign(D(real)), w_avg's and path length's means);
 - decisions taken by rank 0 alone (stop, time budget, a refused snapshot), sent over a gloo
-  group on the host, so a GPU run does not wait for its device to hand one over.
+  group on the host, so a GPU run does not wait for its device to hand one over;
+- the metrics at snapshots: each process makes its share of the images and features, gathered
+  on the host.
 A single process uses SINGLE, whose collectives do nothing.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -69,6 +72,28 @@ class Group:
         box = torch.tensor(list(data) if self.main else [0] * size, dtype=torch.uint8)
         dist.broadcast(box, src=0, group=self.control)
         return bytes(box.tolist()).decode(errors="replace")
+
+    def deal(self, items) -> list:
+        """This process's share of ``items``: items[rank], items[rank + world], ..."""
+        return list(items)[self.rank::self.world]
+
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        """The rows every process computed for its deal() of a list, in that list's order, on
+        every process (through the gloo group: host memory, any backend)."""
+        if self.world == 1:
+            return rows
+        count = torch.tensor([len(rows)])
+        counts = [torch.zeros_like(count) for _ in range(self.world)]
+        dist.all_gather(counts, count, group=self.control)
+        counts = [int(c) for c in counts]
+        mine = torch.zeros((max(counts),) + rows.shape[1:], dtype=torch.from_numpy(rows[:0]).dtype)
+        mine[:len(rows)] = torch.from_numpy(np.ascontiguousarray(rows))
+        parts = [torch.empty_like(mine) for _ in range(self.world)]
+        dist.all_gather(parts, mine, group=self.control)
+        out = np.empty((sum(counts),) + rows.shape[1:], rows.dtype)
+        for rank, (part, n) in enumerate(zip(parts, counts)):
+            out[rank::self.world] = part[:n].numpy()
+        return out
 
 
 SINGLE = Group()

@@ -87,8 +87,15 @@ def _build_trainer(cfg: TrainConfig, run_dir: Path, checkpoint, log, group: dist
     return trainer
 
 
-def _snapshot(trainer: Trainer, cfg: TrainConfig, run_dir: Path, provenance: dict, dataset) -> dict:
-    """Write the grid, the G_ema snapshot and the resumable state; return the stats of the snapshot."""
+def _snapshot(trainer: Trainer, cfg: TrainConfig, run_dir: Path, provenance: dict, dataset,
+              group: distributed.Group | None = None) -> dict:
+    """Write the grid, the G_ema snapshot and the resumable state; return the stats of the snapshot.
+    Every process of ``group`` (default: the trainer's) calls it: they share the metrics' work,
+    rank 0 writes."""
+    group = trainer.group if group is None else group
+    measured = _metrics(trainer, cfg, dataset, group) if cfg.metrics else {}
+    if not group.main:
+        return {}
     step = trainer.step
     weights_path, grid_path = run_files.snapshot_paths(run_dir, step)
     images = [img for _, img in generate_images(trainer.G_ema, cfg.grid_seeds, noise_mode="const")]
@@ -97,10 +104,7 @@ def _snapshot(trainer: Trainer, cfg: TrainConfig, run_dir: Path, provenance: dic
         run_files.save_grid(make_grid(np.stack(images)), grid_path)
         save_checkpoint(weights_path, G_ema=trainer.G_ema, metadata=meta)
     _save_state(trainer, cfg, run_dir, provenance)
-    record = {"step": step, "snapshot": True, "kimg": trainer.run_nimg / 1000}
-    if cfg.metrics:
-        record.update(_metrics(trainer, cfg, dataset))
-    return record
+    return {"step": step, "snapshot": True, "kimg": trainer.run_nimg / 1000, **measured}
 
 
 def _metadata(trainer: Trainer, cfg: TrainConfig, provenance: dict) -> dict:
@@ -126,13 +130,24 @@ def _disk_full_is_an_error(step: int):
         raise
 
 
-def _metrics(trainer: Trainer, cfg: TrainConfig, dataset) -> dict:
-    """The metrics asked for in cfg.metrics, between G_ema samples and the training images."""
+def _metrics(trainer: Trainer, cfg: TrainConfig, dataset, group: distributed.Group) -> dict:
+    """The metrics asked for in cfg.metrics, between G_ema samples and the training images (on rank
+    0; each process of ``group`` makes its deal of the images and of their features)."""
     from . import metrics
-    n = min(cfg.metric_images, max(len(dataset), 16))
-    fakes = np.stack([img for _, img in generate_images(trainer.G_ema, range(10_000, 10_000 + n), noise_mode="random")])
+    n = max(min(cfg.metric_images, max(len(dataset), 16)), group.world)
+    seeds = group.deal(range(10_000, 10_000 + n))
+    fakes = np.stack([img for _, img in generate_images(trainer.G_ema, seeds, noise_mode="random")])
+    picks = group.deal(enumerate(np.random.default_rng(123).integers(0, len(dataset), n)))
+    reals = np.stack([dataset.get(int(i), np.random.default_rng([123, j])) for j, i in picks])
+    features = {}
+    if {"fid", "kid"} & set(cfg.metrics):
+        extract = metrics.InceptionFeatureExtractor.from_file(cfg.inception_path, device=trainer.device)
+        features = {"fake": group.gather(extract(fakes)), "real": group.gather(extract(reals))}
+    if {"swd", "memorisation"} & set(cfg.metrics):
+        fakes, reals = group.gather(fakes), group.gather(reals)
+    if not group.main:
+        return {}
     rng = np.random.default_rng(123)
-    reals = np.stack([dataset.get(int(i), rng) for i in rng.integers(0, len(dataset), n)])
     out = {}
     if "swd" in cfg.metrics:
         out["swd"] = float(metrics.swd(fakes, reals)["mean"])
@@ -141,9 +156,8 @@ def _metrics(trainer: Trainer, cfg: TrainConfig, dataset) -> dict:
         report = metrics.memorisation_flags(fakes, everything)
         out["memorised"] = int(np.sum(report.flags))
         out["memorised_fraction"] = float(np.mean(report.flags))
-    if {"fid", "kid"} & set(cfg.metrics):
-        extract = metrics.InceptionFeatureExtractor.from_file(cfg.inception_path, device=trainer.device)
-        f_fake, f_real = extract(fakes), extract(reals)
+    if features:
+        f_fake, f_real = features["fake"], features["real"]
         if "fid" in cfg.metrics:
             out["fid"] = metrics.fid_from_features(f_fake, f_real)
         if "kid" in cfg.metrics:
@@ -197,10 +211,25 @@ def _stop_code(abort_fn, cfg: TrainConfig, started: float) -> int:
     return 2 if cfg.time_budget_s and time.monotonic() - started > cfg.time_budget_s else 0
 
 
-def _agreed_refusal(trainer: Trainer, cfg: TrainConfig, run_dir: Path, before_snapshot) -> str | None:
+def _agreed_refusal(trainer: Trainer, cfg: TrainConfig, run_dir: Path, before_snapshot,
+                    group: distributed.Group | None = None) -> str | None:
     """_snapshot_refused as rank 0 answers it, on every process."""
-    group = trainer.group
+    group = trainer.group if group is None else group
     return group.decide_text(_snapshot_refused(trainer, cfg, run_dir, before_snapshot) if group.main else None)
+
+
+def _snapshot_if_missing(trainer: Trainer, cfg: TrainConfig, run_dir: Path, provenance: dict, dataset,
+                         before_snapshot, group: distributed.Group) -> str | None:
+    """The snapshot of this step unless the run has it (a new run, a stop between snapshots, one
+    stopped without room); every process of ``group`` calls it. Returns a refusal, or None."""
+    if not group.decide(group.main and trainer.step not in run_files.list_snapshots(run_dir)):
+        return None
+    refused = _agreed_refusal(trainer, cfg, run_dir, before_snapshot, group)
+    if not refused:
+        record = _snapshot(trainer, cfg, run_dir, provenance, dataset, group)
+        if group.main:
+            run_files.append_stats(run_dir, record)
+    return refused
 
 
 def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=None, abort_fn=None,
@@ -226,17 +255,14 @@ def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=No
     if main:
         atomic_write_json(run_dir / "config.json", dict(config=cfg.to_dict(), provenance=provenance,
                                                         **trainer.lr_info()))
-    if group.decide(main and trainer.step not in run_files.list_snapshots(run_dir)):  # new, or stopped without room
-        refused = _agreed_refusal(trainer, cfg, run_dir, before_snapshot)
-        if refused:
-            return _stop_refused(trainer, cfg, run_dir, refused, before_snapshot, provenance, None, log) if main \
-                else {"state": "storage_full", "step": trainer.step, "reason": refused}
-        if main:
-            run_files.append_stats(run_dir, _snapshot(trainer, cfg, run_dir, provenance, dataset))
+    refused = _snapshot_if_missing(trainer, cfg, run_dir, provenance, dataset, before_snapshot, group)
+    if refused:
+        return _stop_refused(trainer, cfg, run_dir, refused, before_snapshot, provenance, None, log) if main \
+            else {"state": "storage_full", "step": trainer.step, "reason": refused}
     loader = BatchLoader(dataset, trainer.batch, seed=cfg.seed, mirror=cfg.mirror, device=trainer.device,
                          start_step=trainer.step, rows=trainer.rows)
     started, first_step, clock, latest = time.monotonic(), trainer.step, _StepClock(), {}
-    outcome, refused, pending = "finished", None, None
+    outcome, refused, pending, interrupted = "finished", None, None, False
     try:
         while trainer.step < cfg.steps:
             stop = group.decide(_stop_code(abort_fn, cfg, started) if main else 0)
@@ -259,23 +285,21 @@ def train(cfg: TrainConfig, run_dir, *, dataset, checkpoint=None, progress_fn=No
                 if refused:
                     pending = record  # its statistics, kept if the state may be written
                     break
-                if main:
-                    record.update(_snapshot(trainer, cfg, run_dir, provenance, dataset))
+                record.update(_snapshot(trainer, cfg, run_dir, provenance, dataset))
             if log_due and main:
                 run_files.append_stats(run_dir, record)
             if progress_fn is not None and main:
                 eta = clock.value * (cfg.steps - trainer.step)
                 progress_fn(dict(latest, **record, steps=cfg.steps, eta_seconds=eta))
     except KeyboardInterrupt:
-        outcome = "stopped"
+        outcome, interrupted = "stopped", True
     finally:
         loader.close()
-    if not main:  # rank 0 writes what is left
+    if not refused and (main or not interrupted):  # after an interrupt no collective: the others may be gone
+        refused = _snapshot_if_missing(trainer, cfg, run_dir, provenance, dataset, before_snapshot,
+                                       distributed.SINGLE if interrupted else group)
+    if not main:
         return {"state": "storage_full" if refused else outcome, "step": trainer.step}
-    if not refused and trainer.step not in run_files.list_snapshots(run_dir):
-        refused = _snapshot_refused(trainer, cfg, run_dir, before_snapshot)
-        if not refused:
-            run_files.append_stats(run_dir, _snapshot(trainer, cfg, run_dir, provenance, dataset))
     if refused:
         return _stop_refused(trainer, cfg, run_dir, refused, before_snapshot, provenance, pending, log)
     return {"state": outcome, "step": trainer.step}

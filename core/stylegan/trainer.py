@@ -132,6 +132,7 @@ class Trainer:
         if group.world > 1 and batch % GROUP:
             raise ValueError(f"on several processes the batch must be a multiple of {GROUP}, not {batch}")
         self._w_sum: list = [0.0, 0]  # this phase's sum of mapped w and their count (w_avg)
+        self._pl_total: torch.Tensor | None = None
         # Comparing a phase with the original's: "const" noise, and its memory layout (channels_last
         # False): the layout changes float rounding, which can flip the odd leaky-ReLU input near 0.
         self.noise_mode, self.channels_last = "random", None
@@ -198,6 +199,7 @@ class Trainer:
         params = self._trainable(net)
         for p in params:
             p.requires_grad_(True)
+        self._pl_total = None  # Greg's sum of path lengths over the processes, once per phase
         while True:
             for p in params:
                 p.grad = None
@@ -288,9 +290,10 @@ class Trainer:
         with pl_mean moved by the mean length over the whole batch and kept in the graph
         (losses.path_length_terms). That mean must be known before any backward: with one pass
         the lengths stay in the graph while the processes sum them; with several, a first round
-        measures them and each pass is run again from its streams for the gradients."""
+        measures them and each pass is run again from its streams for the gradients. The sum over
+        the processes is kept for a retry after running out of memory (the others have gone on)."""
         passes = self._passes()
-        kept = len(passes) == 1
+        kept = len(passes) == 1 and self._pl_total is None
 
         def forward(rows: slice, streams: Streams, create_graph: bool, count_w: bool):
             full = z[rows] if z is not None else streams.randn((len(streams), self.G.z_dim), device=self.device)
@@ -303,19 +306,23 @@ class Trainer:
             return img, losses.path_lengths(img, ws, randn, create_graph=create_graph)
 
         first = []
-        for rows, _, groups in passes:
-            img, lengths = forward(rows, self._streams("Greg", groups), create_graph=kept, count_w=kept)
-            first.append((img, lengths) if kept else (None, lengths.detach()))
-        total = self.group.sum([sum(lengths.detach().sum() for _, lengths in first),
-                                sum(len(lengths) for _, lengths in first)], self.device)
+        if self._pl_total is None:
+            for rows, _, groups in passes:
+                img, lengths = forward(rows, self._streams("Greg", groups), create_graph=kept, count_w=kept)
+                first.append((img, lengths) if kept else (None, lengths.detach()))
+            self._pl_total = self.group.sum([sum(lengths.detach().sum() for _, lengths in first),
+                                             sum(len(lengths) for _, lengths in first)], self.device)
+        total = self._pl_total
         mean_length = total[0] / total[1]
         new_mean = self.pl_mean.lerp(mean_length, losses.PL_DECAY)
         values = []
-        for (rows, _, groups), (img, lengths) in zip(passes, first):
-            if not kept:  # the same streams again, now for the gradients
+        for rows, _, groups in passes:
+            if kept:
+                img, lengths = first[0]
+            else:  # the same streams again, now for the gradients
                 img, lengths = forward(rows, self._streams("Greg", groups), create_graph=True, count_w=True)
             penalty, objective = losses.path_length_terms(lengths, new_mean, mean_length, losses.PL_DECAY)
-            weight = gain * self.cfg.pl_weight * len(lengths) / float(total[1])
+            weight = gain * self.cfg.pl_weight * len(lengths) / total[1]
             (img[:, 0, 0, 0] * 0 + objective).mean().mul(weight).backward()  # as the original: every
             # parameter gets a gradient (zero where it has no effect), so Adam treats them all alike
             values.append(penalty * self.cfg.pl_weight)
