@@ -3,11 +3,14 @@ through the worker: a killed rank, stop, continue and a killed worker as for one
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from distributed_fixtures import environment, kill9, rank_pids
-from jobs_fixtures import make_checkpoint, make_dataset, start_worker, stop_process, wait_for
+from jobs_fixtures import REPO, make_checkpoint, make_dataset, start_worker, stop_process, wait_for
 
 from core import jobs
 from core.cli import main as cli
@@ -105,3 +108,13 @@ def test_submit_devices_2_runs_one_job_on_two_gloo_ranks_through_the_worker(home
     from core.playground import RenderArgs, render
     shown = render(RenderArgs(jobs.experiment_snapshots(exp, "local")[-1]["weights_path"], seed=3))
     assert shown["error"] is None and shown["image"].shape[:2] == (32, 32)
+
+
+def test_worker_devices_all_starts_one_worker_per_gpu_here_one_on_the_cpu(tmp_path):
+    env = dict(os.environ, ATELIER_HOME=str(tmp_path), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    run = [sys.executable, "-m", "core.cli", "worker", "--once", "--poll", "0.1", "--devices"]
+    done = subprocess.run([*run, "all"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "no GPU on this machine: one worker on cpu" in done.stderr, done.stderr
+    assert done.stderr.count(" on cpu (pid ") == 1
+    bad = subprocess.run([*run, "2"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --devices takes 'all' (one worker per GPU), not '2'"

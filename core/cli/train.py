@@ -1,6 +1,7 @@
 """``train``: transfer learning (or training from scratch) into an output folder, resumable."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from . import UserError
@@ -73,7 +74,11 @@ def _launch(args, cfg) -> int:
     proc = subprocess.Popen(distributed.torchrun_command(cfg.devices, ["core.cli", *args.argv]))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _: proc.send_signal(signum))
-    return proc.wait()
+    code = proc.wait()
+    if code:
+        print(f"error: a process of the run failed (torchrun exit code {code}); the same command resumes the run "
+              "from its last snapshot", file=sys.stderr)
+    return code
 
 
 def run(args) -> int:

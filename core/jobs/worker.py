@@ -1,12 +1,13 @@
-"""The worker: takes queued experiments in FIFO order and runs them through the trainer.
+"""The worker: takes queued experiments that fit its device in FIFO order and runs them through the trainer.
 
     w = Worker(device="cpu", poll=1.0); w.run_forever(stop_event)    # or w.run_once()
 
 One worker per device; several (threads or processes, one per GPU) share the queue safely:
 a claim is one transaction, and each running record carries its worker's identity, the devices
 it holds and a heartbeat. A worker claims only what fits it (``devices.py``); an experiment on
-several devices runs as a torchrun group that the worker treats as one job (``group.py``). Orphans (worker dead or silent past the lease) are requeued by any worker, and
-train() resumes from the run's last snapshot. A failure marks the experiment failed with a
+several devices runs as a torchrun group that the worker treats as one job (``group.py``).
+Orphans (worker dead or silent past the lease) are requeued by any worker, and train() resumes
+from the run's last snapshot. A failure marks the experiment failed with a
 one-line reason and the worker goes on. A run whose next snapshot would take its owner past their
 storage quota stops at its last snapshot, with the quota's sentence as its error.
 """

@@ -35,7 +35,8 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
 PL_DECAY = 0.01  # pl_mean's step toward the batch's mean path length
 
 
-def path_lengths(images: torch.Tensor, ws: torch.Tensor, randn: torch.Tensor, create_graph: bool = True) -> torch.Tensor:
+def path_lengths(images: torch.Tensor, ws: torch.Tensor, randn: torch.Tensor,
+                 create_graph: bool = True) -> torch.Tensor:
     """StyleGAN2's path lengths [N] of images [N, C, H, W] made from ws [N, num_ws, w_dim]:
         y = randn / sqrt(H W),   L_i = sqrt(mean_k |d sum(images * y) / d ws_ik|^2)
     ``randn`` is standard normal noise of the images' shape, drawn by the caller."""

@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..storage import atomic_write_json
-from . import run_files
-from . import distributed
+from . import distributed, run_files
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import BatchLoader
 from .images import generate_images, make_grid
