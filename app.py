@@ -1,5 +1,5 @@
-"""Atelier's web app: ``python app.py [--host 127.0.0.1] [--port 7860] [--share] [--auth FILE]
-[--data DIR] [--no-worker]``.
+"""Atelier's web app: ``python app.py [--host 127.0.0.1] [--port 7860] [--share] [--auth FILE
+[--session-hours H]] [--data DIR] [--no-worker]``.
 
 Layout and wiring live in ``ui/`` (one module per tab); everything else is ``core/``. Training runs
 in the background worker thread started here (or in ``python -m core.cli worker`` with
@@ -25,6 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also give a public gradio.live link, where the network allows")
     p.add_argument("--auth", metavar="FILE", help="users file (python -m core.cli users add NAME): sign-in required")
+    p.add_argument("--session-hours", metavar="H", default=None,
+                   help="with --auth: a sign-in lasts H hours (default: $ATELIER_SESSION_HOURS, else 168 = a week)")
     p.add_argument("--data", metavar="DIR", help="data root (sets ATELIER_HOME; default ./data)")
     p.add_argument("--no-worker", action="store_true", help="do not train in this process (run a separate worker)")
     p.add_argument("--device", default="auto", help="the in-process worker's device: auto, cpu, cuda, cuda:N")
@@ -32,23 +34,34 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def head_html() -> str:
-    """The folder drop zone's script, inline (no file of ours needs to be served)."""
-    return f"<script>{(STATIC / 'dropzone.js').read_text()}</script>"
+    """The folder drop zone's script and the ended-session redirect, inline (no file of ours needs to
+    be served)."""
+    return "".join(f"<script>{(STATIC / name).read_text()}</script>" for name in ("dropzone.js", "session.js"))
 
 
 def launch_kwargs(args: argparse.Namespace) -> dict:
     from starlette.middleware import Middleware
 
+    from ui.auth import SessionGuard, sign_in_from_args
+    from ui.event_access import EventAccessMiddleware
     from ui.file_access import FileAccessMiddleware
+    signin = None
+    if args.session_hours is not None and not args.auth:
+        sys.exit("atelier: --session-hours needs --auth (without it nobody signs in)")
+    if args.auth:
+        from core.users import UsersError
+        try:
+            signin = sign_in_from_args(args.auth, args.session_hours)
+        except (UsersError, ValueError) as e:
+            sys.exit(f"atelier: {e}")
+    # outermost first: sessions are checked before events and files are matched to their users
+    middleware = [Middleware(SessionGuard, signin=signin), Middleware(EventAccessMiddleware),
+                  Middleware(FileAccessMiddleware)]
     kwargs = dict(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE, head=head_html(),
                   css_paths=[STATIC / "atelier.css"], allowed_paths=[], footer_links=["api", "settings"],
-                  show_error=False, app_kwargs={"middleware": [Middleware(FileAccessMiddleware)]})
-    if args.auth:
-        from core.users import UsersError, load_auth
-        try:
-            kwargs["auth"] = load_auth(args.auth)
-        except UsersError as e:
-            sys.exit(f"atelier: {e}")
+                  show_error=False, app_kwargs={"middleware": middleware})
+    if signin is not None:
+        kwargs["auth"] = signin.auth
         kwargs["auth_message"] = "Sign in to Atelier."
     kwargs["share"] = bool(args.share) and share_possible()
     return kwargs

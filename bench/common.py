@@ -36,6 +36,23 @@ def timeit_pairs(fa, fb, *, repeat: int = 5, warmup: int = 1) -> tuple[list[floa
     return ta, tb
 
 
+def timeit_rounds(fns: dict, *, repeat: int = 5, warmup: int = 1) -> dict[str, dict[str, list[float]]]:
+    """Each of ``fns`` ({name: fn}) run in turn, round after round, like timeit_pairs: for each,
+    its wall times and its process CPU times (all threads; on a shared machine the CPU time is
+    what the work costs, the wall time also holds the waits for a core)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: {"wall": [], "cpu": []} for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            times[name]["wall"].append(time.perf_counter() - t0)
+            times[name]["cpu"].append(time.process_time() - c0)
+    return times
+
+
 def median(xs) -> float:
     return statistics.median(xs)
 

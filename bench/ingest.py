@@ -5,14 +5,15 @@ plain single-process Pillow loop (open, convert RGB, center crop, LANCZOS resize
     python bench/ingest.py --count 100     # a quick run
     python bench/ingest.py --repeat 3      # median of 3 runs of each
 
-Prints images/s for both, their ratio and the peak RSS of the import (parent + workers).
+Prints images/s for both, their ratio and the peak RSS of the importing process tree (this process,
+the fork server and the decoding workers; sampled from /proc as in ``bench/ingest_memory.py``).
 Everything is written under a temporary folder that is removed afterwards.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import resource
+import threading
 import statistics
 import sys
 import tempfile
@@ -67,10 +68,24 @@ def atelier(src: Path, home: Path, res: int, run: int) -> tuple[float, int, int]
     return report.accepted / dt, report.accepted, report.bytes_stored
 
 
-def peak_rss_mb() -> tuple[float, float]:
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return me, kids
+class TreePeak:
+    """The peak RSS of this process and its descendants while the ``with`` block runs."""
+
+    def __enter__(self):
+        from ingest_memory import tree_memory
+        self.peak, self._done = 0, threading.Event()
+
+        def sample():
+            while not self._done.is_set():
+                self.peak = max(self.peak, tree_memory(os.getpid())[0])
+                time.sleep(0.02)
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
 
 
 def main() -> None:
@@ -87,20 +102,22 @@ def main() -> None:
         size = make_images(tmp / "src", args.count, args.width, args.height)
         print(f"made {args.count:,} JPEGs of {args.width}x{args.height} ({size / 1e6:.0f} MB) "
               f"in {time.perf_counter() - t0:.1f} s; cores: {len(os.sched_getaffinity(0))}")
-        base_runs, ours_runs = [], []
+        base_runs, ours_runs, peak = [], [], 0
         for run in range(args.repeat):
             b = baseline(tmp / "src", tmp / f"baseline-{run}", args.resolution)
-            a, accepted, stored = atelier(tmp / "src", tmp / "home", args.resolution, run)
+            with TreePeak() as tree:
+                a, accepted, stored = atelier(tmp / "src", tmp / "home", args.resolution, run)
+            peak = max(peak, tree.peak)
             assert accepted == args.count, accepted
             base_runs.append(b)
             ours_runs.append(a)
             print(f"run {run + 1}: baseline {b:.1f} img/s, atelier {a:.1f} img/s, ratio {a / b:.2f}x")
         b, a = statistics.median(base_runs), statistics.median(ours_runs)
-        me, kids = peak_rss_mb()
         print(f"baseline (1 process, Pillow, PNG out): {b:.1f} images/s")
         print(f"atelier import + pack {args.resolution}px center: {a:.1f} images/s")
         print(f"ratio: {a / b:.2f}x  (median of {args.repeat})")
-        print(f"peak RSS: parent {me:.0f} MB, largest child {kids:.0f} MB; stored {stored / 1e6:.0f} MB per import")
+        print(f"peak RSS of the process tree during the imports: {peak / 1024**2:.0f} MiB; "
+              f"stored {stored / 1e6:.0f} MB per import")
 
 
 if __name__ == "__main__":

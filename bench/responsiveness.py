@@ -73,7 +73,7 @@ def main() -> int:
         seeds = iter(range(1000, 10**6))  # a new seed each call: renders are memoised
 
         def render():
-            client.predict("checkpoint:default", next(seeds), "", None, 0.7, "const", None, "0-4", 0, 0,
+            client.predict("checkpoint:default", next(seeds), "", None, 0.7, "const", None, "0-4", "0", 0,
                            api_name="/generate")
 
         calls = {"list datasets": list_datasets, "playground render (64 px)": render}

@@ -1,22 +1,31 @@
-"""Training speed: images/s of full training steps (G and D updates, lazy R1, G EMA).
+"""Training speed: images/s of Atelier's training step in each precision, against the original's
+Gmain + Dmain step on the same weights, in the same run.
 
-    python bench/train.py [--resolution 64] [--batch 16] [--steps 6] [--official CHECKOUT]
+    python bench/train.py [--resolution 64] [--batch 16] [--steps 5] [--precisions fp32,bf16]
+                          [--compile] [--official CHECKOUT]
 
 Default config: 64 px, channel_base 4096, channel_max 256, 8 mapping layers, batch 16, on the CPU
-(256 px config F on CUDA when --device cuda). With --official, the official implementation's
-Gmain + Dmain phases and Adam steps (no R1, no EMA: less work than Atelier's step) are timed on
-the same weights in the same process, and the ratio is printed.
+(256 px config F on CUDA). Every variant starts from the same weights; the variants run in turn,
+round after round, so that a drift in the machine's speed touches them alike; medians of wall and
+of process CPU time are printed (on a shared machine the CPU time is the steadier measure).
+Atelier's step is timed whole (Gmain, Dmain, Adam, G EMA, ADA at p = 0 as where it starts); a
+step with lazy R1 (Dreg, every 16 steps) is timed apart and amortised:
+img/s = batch / ((15 plain steps + 1 R1 step) / 16). With --official, the original's Gmain and
+Dmain phases and Adam steps (no R1, no EMA: less work) are timed on the same weights; ratios
+are against it. --compile adds each precision with D compiled (compile time not counted).
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine, median, official_networks, timeit  # noqa: E402
+from bench.common import machine, median, official_networks, timeit_rounds  # noqa: E402
 from core.stylegan.networks import Discriminator, Generator  # noqa: E402
 from core.stylegan.train_config import TrainConfig  # noqa: E402
 from core.stylegan.trainer import Trainer  # noqa: E402
@@ -49,7 +58,25 @@ def official_step_fn(checkout, G_sd, D_sd, kw, batch, device, ada_p=0.0):
                                       sync=True, gain=1)
             net.requires_grad_(False)
             opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
     return step
+
+
+def atelier_step_fns(G, D, cfg: TrainConfig, device, batch, reals, ada_p):
+    """(plain step, step with lazy R1) of a trainer of its own on copies of G and D."""
+    tr = Trainer(cfg, copy.deepcopy(G), copy.deepcopy(D), device=device, batch=batch)
+    if ada_p > 0:
+        tr.augment.p.fill_(ada_p)
+        tr.ada = None  # held, not adapted
+
+    def run(step):
+        tr.step = step  # 0: Gmain, Dmain and Dreg; 1: no regulariser
+        tr.train_step(reals)
+        tr.read_stats()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return (lambda: run(1)), (lambda: run(0))
 
 
 def main() -> None:
@@ -57,7 +84,9 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--resolution", type=int, default=0)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=5, help="timed rounds (plain steps; R1 steps: about half)")
+    ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument("--compile", action="store_true", help="also each precision with torch.compile of D")
     ap.add_argument("--official")
     ap.add_argument("--ada-p", type=float, default=0.0, help="hold the augmentation probability here (default 0: "
                                                                 "where ADA starts, so no augmentation runs)")
@@ -65,34 +94,39 @@ def main() -> None:
     device = torch.device(a.device)
     res = a.resolution or (256 if device.type == "cuda" else 64)
     base, cmax = (32768, 512) if device.type == "cuda" else (4096, 256)
-    print(f"# {machine()}; device {device}; {res} px, channel_base {base}, channel_max {cmax}, batch {a.batch}")
+    print(f"# {machine()}; device {device}; {res} px, channel_base {base}, channel_max {cmax}, batch {a.batch}; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     torch.manual_seed(0)
-    g_kw = dict(z_dim=512, w_dim=512, img_resolution=res, img_channels=3)
-    G = Generator(**g_kw, mapping_layers=8, channel_base=base, channel_max=cmax)
+    G = Generator(z_dim=512, w_dim=512, img_resolution=res, img_channels=3, mapping_layers=8, channel_base=base,
+                  channel_max=cmax)
     D = Discriminator(img_resolution=res, channel_base=base, channel_max=cmax)
-    G_sd, D_sd = {k: v.clone() for k, v in G.state_dict().items()}, {k: v.clone() for k, v in D.state_dict().items()}
-    tr = Trainer(TrainConfig(batch=a.batch, aug="ada", device=str(device)), G, D, device=device, batch=a.batch)
-    if a.ada_p > 0:
-        tr.augment.p.fill_(a.ada_p)
-        tr.ada = None  # held, not adapted
     reals = torch.rand(a.batch, 3, res, res, device=device) * 2 - 1
-
-    def ours():
-        tr.train_step(reals)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    # Steps cycle through the lazy R1 interval: time 16 steps' worth when asked for fewer.
-    ips = a.batch / median(timeit(ours, repeat=a.steps, warmup=1))
-    line = f"atelier: {ips:.2f} img/s (full step: G+D, lazy R1 every 16, EMA, ADA)"
+    plain, with_r1 = {}, {}
     if a.official:
         kw = dict(res=res, g=dict(z_dim=512, w_dim=512, img_resolution=res, img_channels=3,
                                   mapping_kwargs=dict(num_layers=8),
                                   synthesis_kwargs=dict(channel_base=base, channel_max=cmax, conv_clamp=256)),
                   d=dict(img_resolution=res, img_channels=3, channel_base=base, channel_max=cmax, conv_clamp=256))
-        step = official_step_fn(a.official, G_sd, D_sd, kw, a.batch, device, ada_p=a.ada_p)
-        ref = a.batch / median(timeit(step, repeat=a.steps, warmup=1))
-        line += f" | official: {ref:.2f} img/s (Gmain+Dmain, no R1) | ratio {ips / ref:.2f}x"
-    print(line, flush=True)
+        plain["official"] = official_step_fn(a.official, G.state_dict(), D.state_dict(), kw, a.batch, device,
+                                             ada_p=a.ada_p)
+    for precision in a.precisions.split(","):
+        for compiled in (False, True) if a.compile else (False,):
+            name = precision + (" +compile" if compiled else "")
+            cfg = TrainConfig(batch=a.batch, aug="ada", device=str(device), precision=precision, compile=compiled)
+            plain[name], with_r1[name] = atelier_step_fns(G, D, cfg, device, a.batch, reals, a.ada_p)
+    t_plain = timeit_rounds(plain, repeat=a.steps, warmup=1)
+    t_r1 = timeit_rounds(with_r1, repeat=max(a.steps // 2, 1), warmup=0)
+    for clock in ("wall", "cpu"):
+        ref = a.batch / median(t_plain["official"][clock]) if a.official else None
+        print(f"\n{clock} time   s/step   s/step(R1)  img/s (R1 amortised)" + ("  vs official" if ref else ""))
+        if ref:
+            print(f"{'official':<16} {median(t_plain['official'][clock]):7.3f}   {'-':>9}  {ref:8.2f}  "
+                  "(Gmain+Dmain, no R1)")
+        for name in with_r1:
+            s, s_r1 = median(t_plain[name][clock]), median(t_r1[name][clock])
+            ips = a.batch / ((15 * s + s_r1) / 16)
+            print(f"{name:<16} {s:7.3f}   {s_r1:9.3f}  {ips:8.2f}" + (f"  {ips / ref:.2f}x" if ref else ""))
+    print(f"# load average after: {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

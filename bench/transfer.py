@@ -1,12 +1,14 @@
 """Transfer learning on CPU: does a tiny model trained on one kind of image learn another quickly?
 
-    python bench/transfer.py [--source-steps 400] [--steps 300] [--work DIR]
+    python bench/transfer.py [--source-steps 400] [--steps 300] [--precisions fp32,bf16] [--work DIR]
 
 1. Trains a tiny 32 px StyleGAN2 from scratch on the 'flowers' sample dataset (the source model).
 2. Transfers it to the clearly different 'landscapes' sample dataset.
 Prints the sliced Wasserstein distance between G_ema samples and the landscapes at each snapshot
 of the transfer run (ProGAN per-set normalisation, and joint normalisation), and the ratio of the
-last to step 0. The target is a ratio of 0.5 or less within a few hundred steps.
+last to step 0. The target is a ratio of 0.5 or less within a few hundred steps. With
+--precisions fp32,bf16 the transfer runs once per precision from the same source model (trained in
+fp32), and the last SWDs are compared.
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--work", default="/tmp/atelier-transfer-bench")
+    ap.add_argument("--precisions", default="fp32", help="transfer once per precision from the same source model, "
+                                                        "e.g. fp32,bf16")
     a = ap.parse_args()
     os.environ.setdefault("ATELIER_HOME", str(Path(a.work) / "home"))
     from core.datasets import import_dataset, open_packed
@@ -62,20 +66,30 @@ def main() -> None:
     quiet = dict(log=lambda m: None)
     t0 = time.time()
     source_cfg = TrainConfig(steps=a.source_steps, batch=a.batch, snapshot_every=a.source_steps, device="cpu",
-                             scratch_arch=ARCH, grid_seeds=tuple(range(16)))
+                             scratch_arch=ARCH, grid_seeds=tuple(range(16)), precision="fp32")
     train(source_cfg, Path(a.work) / "source", dataset=data["flowers"], **quiet)
-    source = load_checkpoint(Path(a.work) / "source" / "state.safetensors")
     print(f"source model: {a.source_steps} steps on flowers in {time.time() - t0:.0f} s")
-    t0 = time.time()
-    cfg = TrainConfig(steps=a.steps, batch=a.batch, snapshot_every=max(a.steps // 6, 1), device="cpu")
-    train(cfg, Path(a.work) / "transfer", dataset=data["landscapes"], checkpoint=source, **quiet)
-    wall = time.time() - t0
-    rows = swd_at_snapshots(Path(a.work) / "transfer", data["landscapes"])
-    print(f"transfer: {a.steps} steps on landscapes in {wall:.0f} s ({a.steps * a.batch / wall:.1f} img/s)")
-    print("step  SWD(per-set)  SWD(joint)")
-    for step, s1, s2 in rows:
-        print(f"{step:5d}  {s1:12.1f}  {s2:10.1f}")
-    print(f"ratio last/step0: per-set {rows[-1][1] / rows[0][1]:.2f}, joint {rows[-1][2] / rows[0][2]:.2f}")
+    last = {}
+    for precision in a.precisions.split(","):
+        t0 = time.time()
+        cfg = TrainConfig(steps=a.steps, batch=a.batch, snapshot_every=max(a.steps // 6, 1), device="cpu",
+                          precision=precision)
+        run = Path(a.work) / f"transfer-{precision}"
+        source = load_checkpoint(Path(a.work) / "source" / "state.safetensors")  # training changes it in place
+        train(cfg, run, dataset=data["landscapes"], checkpoint=source, **quiet)
+        wall = time.time() - t0
+        rows = swd_at_snapshots(run, data["landscapes"])
+        print(f"\ntransfer in {precision}: {a.steps} steps on landscapes in {wall:.0f} s "
+              f"({a.steps * a.batch / wall:.1f} img/s, snapshots included)")
+        print("step  SWD(per-set)  SWD(joint)")
+        for step, s1, s2 in rows:
+            print(f"{step:5d}  {s1:12.1f}  {s2:10.1f}")
+        print(f"ratio last/step0: per-set {rows[-1][1] / rows[0][1]:.2f}, joint {rows[-1][2] / rows[0][2]:.2f}",
+              flush=True)
+        last[precision] = rows[-1][1]
+    for precision, value in last.items():
+        if precision != "fp32" and "fp32" in last:
+            print(f"last SWD (per-set), {precision} / fp32: {value / last['fp32']:.3f}")
 
 
 if __name__ == "__main__":

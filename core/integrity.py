@@ -20,7 +20,8 @@ this for models). Every action is one line of the returned report; an empty list
 
 Temp items that changed in the last ``grace_s`` seconds are left alone: another live process
 (a worker, a CLI import) may be writing them. After a crash, pass ``grace_s=0``.
-Resumable checkpoint downloads (``checkpoints/<name>.part``) are kept: they are meant to be resumed.
+Resumable checkpoint downloads (``checkpoints/<name>.part``, ``checkpoints/imported/partial-*.part``)
+are kept: they are meant to be resumed.
 """
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def _sweep_temps(root: Path, q: _Quarantine, grace_s: float) -> None:
             if _is_temp(f) and _idle(p, grace_s):
                 q.move(p, "half-written file")
             elif here.name == "imported" and here.parent.name == "checkpoints" and here.parent.parent == root \
-                    and f.endswith(".part") and _idle(p, grace_s):
+                    and f.endswith(".part") and not f.startswith("partial-") and _idle(p, grace_s):
                 q.move(p, "unfinished checkpoint import")
 
 

@@ -5,12 +5,18 @@
     <root>/users/<user>/models/<id>/grid.png       the sample grid
     <root>/users/<user>/models/<id>/model.json     the record: name, created, provenance, public
     <root>/public_models.json                      {"<id>": "<owner>"}: every public model
+    <root>/public_copies/<id>.safetensors          what others download of a public model (see below)
 
 Ids are opaque (uuid4 hex). An id from a client is checked against ``^[0-9a-f]{32}$`` and looked up
 in the user's own index or in the public index before any path is built from it. A model the
 user may not read is reported exactly like a missing one (:class:`ModelNotFound`). A model folder
 is written in full under a temporary name and renamed into place, then added to the index, so a
 kill leaves either no model or a whole one (at worst an unindexed folder, see ``check_models``).
+
+Others see of a public model only ``PUBLIC_FIELDS`` (and its base model when that is a catalog
+checkpoint): never the owner's experiment id, dataset, crop or imported checkpoint names. What
+they download is a copy whose metadata keeps only ``PUBLIC_FILE_METADATA`` (made on the first
+download, removed when the model is made private or deleted); the owner downloads the native file.
 """
 from __future__ import annotations
 
@@ -25,17 +31,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import quota
-from .storage import DEFAULT_USER, atomic_path, atomic_write_json, data_root, read_json, user_dir
+from .storage import DEFAULT_USER, atomic_path, atomic_write_json, data_root, download_name, read_json, user_dir
 
 __all__ = ["ModelError", "ModelNotFound", "ModelNotOwner", "save_model", "list_models", "get_model",
            "rename_model", "set_public", "delete_model", "model_weights_path", "model_grid_path",
-           "export_model", "validate_name", "check_models", "DEFAULT_USER"]
+           "download_path", "export_model", "validate_name", "check_models", "DEFAULT_USER", "PUBLIC_FIELDS"]
 
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_NAME = 80
 TEMP_GRACE_S = 600        # a temp folder younger than this may be a save in progress elsewhere
 WEIGHTS, GRID, RECORD = "model.safetensors", "grid.png", "model.json"
 GRID_SEEDS = (0, 1, 2, 3)
+# What someone else sees of a public model, and what its downloaded file keeps of the training metadata.
+PUBLIC_FIELDS = ("id", "name", "owner", "public", "created", "resolution", "step", "steps", "bytes")
+PUBLIC_FILE_METADATA = ("step", "kimg", "w_avg_missing", "w_avg_estimated")
 
 
 class ModelError(Exception):
@@ -91,6 +100,10 @@ def _public_index_path() -> Path:
 def _own_ids(user: str) -> list[str]:
     ids = (read_json(_index_path(user), {}) or {}).get("ids", [])
     return [i for i in ids if isinstance(i, str) and ID_RE.fullmatch(i)]
+
+
+def _public_copy_path(model_id: str) -> Path:
+    return data_root() / "public_copies" / f"{model_id}.safetensors"
 
 
 def _public_index() -> dict[str, str]:
@@ -155,8 +168,19 @@ def _own(model_id, user: str) -> dict:
     raise ModelNotOwner("Only the owner can change this model")
 
 
+def _shown(rec: dict, mine: bool) -> dict:
+    """The record as its reader may see it: all of it for the owner, the public fields for others."""
+    if mine:
+        return dict(rec)
+    from .checkpoints import catalog
+    out = {k: rec[k] for k in PUBLIC_FIELDS if k in rec}
+    if rec.get("base_model") in {e.name for e in catalog()}:  # an imported checkpoint's name is private
+        out["base_model"] = rec["base_model"]
+    return out
+
+
 def _view(rec: dict, owner: str, user: str) -> dict:
-    out = dict(rec)
+    out = _shown(rec, owner == user)
     folder = _folder(owner, rec["id"])
     out.update(owner=owner, mine=(owner == user), weights_path=str(folder / WEIGHTS),
                grid_path=str(folder / GRID) if (folder / GRID).is_file() else None)
@@ -292,20 +316,37 @@ def model_grid_path(model_id, user: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _file_stem(name: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:60]
-    return stem or "model"
+def download_path(model_id, user: str) -> tuple[Path, str]:
+    """The file ``user`` may download and a file name for it: the native file for its owner; for
+    anyone else, a copy whose metadata holds the architecture and step only (made once)."""
+    from .stylegan import CheckpointError, copy_native_keeping
+    owner, rec = _locate(model_id, user)
+    src = _folder(owner, rec["id"]) / WEIGHTS
+    if not src.is_file():
+        raise ModelNotFound("No such model")
+    name = download_name(rec["name"], ext="safetensors")
+    if owner == user:
+        return src, name
+    dest = _public_copy_path(rec["id"])
+    if not dest.is_file():
+        try:
+            copy_native_keeping(src, dest, PUBLIC_FILE_METADATA)
+        except CheckpointError as e:
+            raise ModelError(f"This model's file cannot be shared: {e}") from None
+    return dest, name
 
 
 def export_model(model_id, user: str, dest_dir) -> Path:
-    """Copy a readable model's native file (and its record as JSON) into ``dest_dir``."""
+    """Copy a readable model's file (``download_path``) and its record as the user sees it (JSON) into
+    ``dest_dir``."""
     owner, rec = _locate(model_id, user)
-    src = _folder(owner, rec["id"]) / WEIGHTS
+    src, _ = download_path(model_id, user)
+    rec = _shown(rec, owner == user)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / f"{_file_stem(rec['name'])}.safetensors"
+    dest = dest_dir / download_name(rec["name"], ext="safetensors")
     if dest.exists():
-        dest = dest_dir / f"{_file_stem(rec['name'])}-{rec['id'][:8]}.safetensors"
+        dest = dest_dir / download_name(rec["name"], rec["id"][:8], ext="safetensors")
     with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
     atomic_write_json(dest.with_suffix(".json"),
@@ -339,6 +380,7 @@ def set_public(model_id, user: str, public: bool) -> dict:
             pub.pop(rec["id"], None)
             atomic_write_json(_public_index_path(), pub)
             atomic_write_json(_folder(user, rec["id"]) / RECORD, rec)
+            _public_copy_path(rec["id"]).unlink(missing_ok=True)
     return _view(rec, user, user)
 
 
@@ -353,6 +395,7 @@ def delete_model(model_id, user: str) -> None:
         folder = _folder(user, rec["id"])
         trash = folder.with_name(f".trash-{rec['id']}")
         os.rename(folder, trash)
+        _public_copy_path(rec["id"]).unlink(missing_ok=True)
     shutil.rmtree(trash, ignore_errors=True)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,3 +80,15 @@ def read_json(path: str | os.PathLike, default=None):
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
+
+
+def download_name(*parts, ext: str, limit: int = 100) -> str:
+    """A file name for a download made of what the user named it: 'Ink v1.safetensors',
+    'Blobs, first try - progress over 400 steps.mp4' (a long first part is shortened, the rest kept).
+    Letters of any script, digits, spaces and ',.-_()' stay; anything else becomes '_'."""
+    def clean(text) -> str:
+        return re.sub(r"\s+", " ", re.sub(r"[^\w ,.()-]+", "_", str(text))).strip(" ._-")
+    cleaned = [c for c in map(clean, parts) if c]
+    tail = " - ".join(cleaned[1:])
+    head = cleaned[0][:max(20, limit - len(tail) - 3)].rstrip(" ._-") if cleaned else ""
+    return f"{' - '.join(p for p in (head, tail) if p) or 'atelier'}.{ext}"

@@ -32,8 +32,14 @@ Rules that hold for every endpoint:
 - Outputs that update a component (a dropdown's choices, a button's visibility) come back as
   dicts with `__type__: update`; files as paths downloaded by the client.
 - Experiments: `step` of `/show_snapshot` and `/save_to_my_models` is a training step; the nearest
-  snapshot is used. `/start_experiment`'s `lr` 0 and `batch` 0 mean automatic; `time_cap` is in minutes; `devices`
-  (default 1) is how many GPUs of the machine train it together (see docs/scaling.md).
+  snapshot is used. `/start_experiment`'s `lr` 0 and `batch` 0 mean automatic; `time_cap` is in minutes;
+  `precision` is `auto` (chosen for the worker's device and named in the run's log), `fp32`, `fp16`
+  (CUDA only) or `bf16`; `devices` (default 1) is how many GPUs of the machine train it together
+  (see docs/scaling.md).
+- Playground: `/generate`'s `direction` is the SeFa direction's index as text, `'0'` to `'9'` (the
+  dropdown's values); it moves the image only when `strength` is not 0.
+- With `--auth`, only a signed-in client reaches any endpoint (`Client(url, auth=...)`), and an
+  event's results can be read by the user who started it only.
 
 | endpoint | inputs (in order) |
 |---|---|

@@ -49,7 +49,8 @@ exp = submit_experiment('alice', title={EXP_TITLE!r}, dataset=rep.dataset_id, ch
 # handed to bob through the public model would share the private model's URL (and rightly be his)
 priv = models.save_model('alice', weights_path=write_tiny_checkpoint(home.parent / 'priv.safetensors', seed=1),
                          name={PRIV_NAME!r}, source={{'step': 4}})
-pub = models.save_model('alice', weights_path=ck, name={PUB_NAME!r}, source={{'step': 4}})
+pub = models.save_model('alice', weights_path=ck, name={PUB_NAME!r},
+                        source={{'step': 4, 'experiment': exp, 'dataset': {DS_NAME!r}, 'base_model': {CK_NAME!r}}})
 models.set_public(pub, 'alice', True)
 print(json.dumps(dict(ds=rep.dataset_id, exp=exp, priv=priv, pub=pub)))
 """

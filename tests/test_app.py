@@ -5,6 +5,7 @@ Covers: the app builds without torch, every UI action is a named endpoint, the j
 and the user coming from the request, never from a field."""
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import subprocess
@@ -86,6 +87,12 @@ def test_every_action_is_named(running):
         assert name in names, name
     doc = (REPO / "docs" / "api.md").read_text()
     assert all(n in doc for n in names), sorted(n for n in names if n not in doc)
+    # docs/api.md is generated from this description: every choice it lists is one the component takes
+    # (issue 17: /generate's direction was documented as text while only an integer worked)
+    direction = next(p for p in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+                     ["/generate"]["parameters"] if p["parameter_name"] == "direction")
+    assert direction["type"]["enum"] == [str(i) for i in range(10)], direction
+    assert "`direction` (Literal['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'], optional)" in doc
 
 
 def test_journey_through_the_api(running):
@@ -103,7 +110,7 @@ def test_journey_through_the_api(running):
     assert "Add some images first" in str(out)
 
     est = client.predict("tiny", 4, ds_id, "center", 4, 2, api_name="/estimate_experiment")
-    assert "ETA" in md(est) and "s/step" in md(est), est
+    assert "ETA for 4 steps" in md(est) and "batch 4" in md(est), est   # read from stored figures, never trained
     out = client.predict("Blobs try", ds_id, "tiny", "center", 4, 4, 2, "none", False, 0, 0, 0,
                          api_name="/start_experiment")
     exp_id = chosen_value(out)
@@ -133,20 +140,34 @@ def test_journey_through_the_api(running):
     model_id = chosen_value(models)
     out = client.predict(model_id, "Blobs final", api_name="/rename_model")
     assert "Renamed" in str(out), out
-    out = client.predict(f"model:{model_id}", 3, "", None, 0.7, "const", None, "0-4", 0, 0, api_name="/generate")
+    out = client.predict(f"model:{model_id}", 3, "", None, 0.7, "const", None, "0-4", "0", 0, api_name="/generate")
     assert out[0] and not md(out[1]).startswith("⚠")
-    out = client.predict(f"model:{model_id}", 3, "", None, 0.7, "const", 7, "0-4", 2, 3.0, api_name="/generate")
+    out = client.predict(f"model:{model_id}", 3, "", None, 0.7, "const", 7, "0-4", "2", 3.0, api_name="/generate")
     assert out[0] and not md(out[1]).startswith("⚠"), out[1]               # style mixing + a SeFa direction
     grid = client.predict(f"model:{model_id}", 10, 0.7, "const", api_name="/seed_grid")
     assert len(val(grid[0])) == 16 and val(grid[0])[15]["caption"] == "seed 25"
-    out = client.predict(f"model:{model_id}", 3, ", ".join(["0.5"] * 32), None, 0.7, "const", None, "0-4", 0, 0,
+    out = client.predict(f"model:{model_id}", 3, ", ".join(["0.5"] * 32), None, 0.7, "const", None, "0-4", "0", 0,
                          api_name="/generate")
     assert out[0] and not md(out[1]).startswith("⚠"), out[1]              # a pasted z vector
     out = client.predict(f"model:{model_id}", "4, 5", 0.5, 0.7, api_name="/interpolation_video")
     path = out[0]["video"] if isinstance(out[0], dict) else out[0]
     assert Path(path).stat().st_size > 1000, out
-    out = client.predict("model:nope", 3, "", None, 0.7, "const", None, "0-4", 0, 0, api_name="/generate")
+    out = client.predict("model:nope", 3, "", None, 0.7, "const", None, "0-4", "0", 0, api_name="/generate")
     assert md(out[1]).startswith("⚠") and "Traceback" not in md(out[1])
+
+
+def test_malformed_upload_paths_are_one_line_refusals(running):
+    import json
+
+    from gradio_client import handle_file
+    client, images = running
+    files = [handle_file(str(p)) for p in sorted(images.iterdir())[:2]]
+    deep = json.dumps([{"path": "d/" * 3000 + "a.png", "name": "a.png", "size": 1}])
+    for relpaths, words in (("[1]", "malformed (entry 1 is not"), ("[{", "malformed (not valid JSON)"),
+                            (deep, "3,000 folders deep")):
+        out = client.predict(files, [], relpaths, "Paths", "center", False, False, 0, api_name="/import_dataset")
+        assert words in md(out[-1]) and "went wrong" not in md(out[-1]), out[-1]
+    assert "Paths" not in str(client.predict(api_name="/list_datasets"))
 
 
 def test_handlers_are_short_and_take_the_user_from_the_request():
@@ -182,11 +203,15 @@ def test_auth_file_and_users_are_kept_apart(running, tmp_path):
     auth_file = tmp_path / "users.json"
     add_user(auth_file, "alice", "alice-password-1")
     add_user(auth_file, "bob", "bob-password-22")
-    with pytest.raises(SystemExit):
-        app.launch_kwargs(app.parse_args(["--auth", str(tmp_path / "missing.json")]))
+    for bad in (["--auth", str(tmp_path / "missing.json")], ["--session-hours", "2"],
+                ["--auth", str(auth_file), "--session-hours", "0"], ["--auth", str(auth_file), "--session-hours", "x"]):
+        with pytest.raises(SystemExit, match="atelier: "):
+            app.launch_kwargs(app.parse_args(bad))
+    assert app.launch_kwargs(app.parse_args(["--auth", str(auth_file), "--session-hours", "2"]))[
+        "auth"].__self__.lifetime_s == 7200
     port = free_port()
     kwargs = app.launch_kwargs(app.parse_args(["--port", str(port), "--auth", str(auth_file)]))
-    assert kwargs["auth"]("alice", "alice-password-1") and not kwargs["auth"]("alice", "wrong")
+    assert inspect.iscoroutinefunction(kwargs["auth"])   # Gradio awaits it; the hash runs in a thread
     demo = app.build_app()
     demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
     try:

@@ -164,7 +164,7 @@ def test_bob_cannot_use_alices_imported_checkpoint(app):
     out = bob.predict(CK_NAME, api_name="/describe_checkpoint")
     assert "imported" not in str(out).lower() and CK_NAME not in str(out), out          # nothing described
     assert refused(bob.predict(CK_NAME, api_name="/download_checkpoint"))
-    assert refused(bob.predict(f"checkpoint:{CK_NAME}", 3, "", None, 0.7, "const", None, "0-4", 0, 0,
+    assert refused(bob.predict(f"checkpoint:{CK_NAME}", 3, "", None, 0.7, "const", None, "0-4", "0", 0,
                                api_name="/generate"))
 
 
@@ -187,7 +187,7 @@ def test_bob_cannot_read_or_change_alices_private_model(app):
             assert refused(out), (api, out)
             assert ".safetensors" not in str(out) and PRIV_NAME not in str(out), (api, out)
     key = f"model:{ids['priv']}"
-    out = bob.predict(key, 3, "", None, 0.7, "const", None, "0-4", 0, 0, api_name="/generate")
+    out = bob.predict(key, 3, "", None, 0.7, "const", None, "0-4", "0", 0, api_name="/generate")
     assert refused(out) and not val(out[0]), out
     out = bob.predict(key, 0, 0.7, "const", api_name="/seed_grid")
     assert refused(out) and not val(out[0]), out
@@ -204,10 +204,17 @@ def test_alices_public_model_is_read_only_for_bob(app):
                                                          for u in updates], out   # rename box: read-only
     assert {"value": True, "interactive": False} in [{k: u.get(k) for k in ("value", "interactive")}
                                                      for u in updates], out       # public box: read-only
+    for private in (ids["exp"], DS_NAME, CK_NAME):                                 # issue 17: her provenance
+        assert private not in str(out), (private, out)                             # is not on his card
+        assert private not in str(bob.predict(None, api_name="/list_models")), private
+        assert private in str(app["alice"].predict(ids["pub"], api_name="/show_model"))  # she sees it all
     out = bob.predict(ids["pub"], api_name="/download_model")
-    assert any(str(val(x) or "").endswith(".safetensors") for x in out), out
+    got = [str(val(x)) for x in out if str(val(x) or "").endswith(".safetensors")]
+    assert got, out
+    raw = Path(got[0]).read_bytes()
+    assert ids["exp"].encode() not in raw and DS_NAME.encode() not in raw and CK_NAME.encode() not in raw
     key = f"model:{ids['pub']}"
-    out = bob.predict(key, 3, "", None, 0.7, "const", None, "0-4", 0, 0, api_name="/generate")
+    out = bob.predict(key, 3, "", None, 0.7, "const", None, "0-4", "0", 0, api_name="/generate")
     assert val(out[0]) and not refused(out), out
     out = bob.predict(key, 0, 0.7, "const", api_name="/seed_grid")
     assert len(val(out[0])) == 16, out
@@ -224,7 +231,7 @@ def test_path_like_ids_are_refused(app):
         assert refused(bob.predict(ref, api_name="/show_model")), ref
         assert refused(bob.predict(ref, api_name="/delete_dataset")), ref
         assert refused(bob.predict(ref, api_name="/show_experiment")), ref
-        assert refused(bob.predict(f"model:{ref}", 3, "", None, 0.7, "const", None, "0-4", 0, 0,
+        assert refused(bob.predict(f"model:{ref}", 3, "", None, 0.7, "const", None, "0-4", "0", 0,
                                    api_name="/generate")), ref
 
 
@@ -269,9 +276,9 @@ def test_uploads_are_the_uploaders(app, tmp_path):
         stored = upload(a, png)
         assert a.get(f"/gradio_api/file={stored}").status_code == 200
         assert b.get(f"/gradio_api/file={stored}").status_code == 404
-        kind, out = call_event(b, "preview_crops", [file_value(stored)], None, None, False, False, 0)
+        kind, out = call_event(b, "preview_crops", [file_value(stored)], None, None, "center", False, False, 0)
         assert kind == "error", out                                                  # refused before the handler
-        kind, out = call_event(a, "preview_crops", [file_value(stored)], None, None, False, False, 0)
+        kind, out = call_event(a, "preview_crops", [file_value(stored)], None, None, "center", False, False, 0)
         assert kind == "complete" and not refused(out), out
         own = upload(b, png)                                                         # the same bytes, bob's own upload
         assert b.get(f"/gradio_api/file={own}").status_code == 200

@@ -396,6 +396,31 @@ def test_import_url(server, ckpt_bytes):
     assert sorted(p.suffix for p in (ck.cache_dir() / "imported").iterdir()) == [".json", ".pkl"]
 
 
+def test_cut_off_import_resumes_with_range_on_the_next_try(server, ckpt_bytes):
+    server.files["/shared/cut.pkl"] = ckpt_bytes
+    server.modes = ["cut"]              # the first answer promises the whole file and hangs up half-way
+    url = server.url("/shared/cut.pkl")
+    with pytest.raises(ck.DownloadError, match="interrupted"):
+        ck.import_checkpoint(url, thumbnail=False, retries=0)
+    part = ck.imports.partial_download("local", url)
+    partial = part.stat().st_size
+    assert 0 < partial < len(ckpt_bytes) and not ck.imported_files("local")
+    from core.integrity import check_data_root
+    check_data_root(grace_s=0)          # the start-up check keeps a resumable import
+    assert part.exists()
+    rec = ck.import_checkpoint(url, thumbnail=False, retries=0)
+    assert server.requests[-1]["range"] == f"bytes={partial}-"
+    assert ck.resolve_checkpoint(rec["name"]).read_bytes() == ckpt_bytes and not part.exists()
+
+
+def test_import_retries_resume_within_one_call(server, ckpt_bytes):
+    server.files["/twice.pkl"] = ckpt_bytes
+    server.modes = ["cut", "cut"]
+    rec = ck.import_checkpoint(server.url("/twice.pkl"), thumbnail=False)
+    assert ck.resolve_checkpoint(rec["name"]).read_bytes() == ckpt_bytes
+    assert [r["range"] is not None for r in server.requests] == [False, True, True]
+
+
 # ---------------------------------------------------------------------------- thumbnails, ETA hook
 
 

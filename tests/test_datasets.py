@@ -68,6 +68,8 @@ def test_messy_folder_every_problem_reported(messy):
     assert ".hidden.jpg" in d["skipped"] and "__MACOSX/" in d["skipped"]
     assert d["converted"]["palette"] >= 1 and d["converted"]["grayscale"] >= 2
     assert any("animated" in w for w in d["warnings"]) and any("300" in w for w in d["warnings"])
+    near = next(w for w in d["warnings"] if "near-duplicate" in w)      # names the files to review
+    assert "good_1.jpg ≈ near_good_1.jpg" in near or "near_good_1.jpg ≈ good_1.jpg" in near, near
     json.dumps(d)  # the --json output is serialisable
 
     info = get_dataset("messy")
@@ -113,8 +115,23 @@ def test_crop_modes_shapes(tmp_path):
     pad = open_packed("c-pad", 32).get(0)
     assert (pad[:, 0, :] == 255).all()  # letterbox bars in the background colour
     prev = crop_previews([src], n=6, resolution=48)
-    assert set(prev) == {"center", "random", "random_2", "none", "pad"}
-    assert all(len(v) == 1 and v[0].size == (48, 48) for v in prev.values())
+    assert set(prev) == {"found", "labels", "center", "random", "random_2", "none", "pad"}
+    assert prev["labels"] == ["w.png"] and prev["found"] == 1
+    assert all(len(v) == 1 and v[0].size == (48, 48) for k, v in prev.items() if k not in ("labels", "found"))
+
+
+def test_crop_previews_show_the_least_square_images(tmp_path):
+    src = tmp_path / "mixed"
+    (src / "sub dir").mkdir(parents=True)
+    for i in range(8):                                     # square ones come first in file order
+        (src / f"a{i}.png").write_bytes(png_bytes(pattern(i, (96, 96))))
+    (src / "b-wide.png").write_bytes(png_bytes(pattern(20, (300, 100))))
+    (src / "sub dir" / "c-tall.png").write_bytes(png_bytes(pattern(21, (100, 220))))
+    (src / "d-slight.png").write_bytes(png_bytes(pattern(22, (120, 100))))
+    prev = crop_previews([src], n=3, resolution=32)
+    assert prev["labels"] == ["b-wide.png", "sub dir/c-tall.png", "d-slight.png"] and prev["found"] == 11
+    assert prev["random"][0].tobytes() != prev["random_2"][0].tobytes()     # two draws of the random crop
+    assert prev["center"][0].tobytes() != prev["none"][0].tobytes()
 
 
 def test_inflation_counted(tmp_path):

@@ -212,7 +212,7 @@ BAD_OPTIONS = [
     dict(options={"metric_images": -5}), dict(options={"lr_g": float("nan")}), dict(options={"lr_d": 5}),
     dict(options={"ema_kimg": float("nan")}), dict(options={"time_budget_s": float("inf")}),
     dict(options={"time_budget_s": -1}), dict(options={"r1_gamma": float("inf")}), dict(options={"pl_weight": -1}),
-    dict(options={"ada_target": 2}), dict(options={"mirror": "yes"}), dict(options={"snapshot_every": 0}),
+    dict(options={"ada_target": 2}), dict(options={"mirror": "yes"}), dict(options={"snapshot_every": -1}),
     dict(options={"freeze_d": 10 ** 6}), dict(options={"precision": "fp128"}), dict(options={"aug": "../x"}),
     dict(options={"device": "../../x"}), dict(options={"scratch_arch": {"img_resolution": 10 ** 9}}),
     dict(options={"metrics": ["rm -rf"]}), dict(options="steps=5"), dict(crop="../x"),
@@ -255,7 +255,7 @@ def test_client_cannot_point_the_worker_at_a_file(world):
                  JobsError)
         _refused(world, lambda: submit_experiment("local", title="t", dataset="Blobs", checkpoint=target, max_jobs=99),
                  JobsError)
-        _refused(world, lambda: estimate_experiment("local", target, 10, measure_missing=False), CheckpointsError)
+        _refused(world, lambda: estimate_experiment("local", target, 10), CheckpointsError)
 
 
 # ---- names, titles and ids -------------------------------------------------------------------

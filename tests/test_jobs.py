@@ -93,9 +93,10 @@ def test_sixth_refused_other_user_unaffected(home, monkeypatch):
     ids = [_submit(home, title=f"t{i}") for i in range(5)]
     with pytest.raises(jobs.LimitReached, match="limit is 5"):
         _submit(home, title="sixth")
-    assert _submit(home, user="bob", dataset=ds_b)
+    bob_id = _submit(home, user="bob", dataset=ds_b)
     positions = [jobs.get_experiment(i, "alice")["queue_position"] for i in ids]
-    assert positions == [1, 2, 3, 4, 5]
+    assert positions == [1, 3, 4, 5, 6]                  # fair share: bob's turn comes after alice's first
+    assert jobs.get_experiment(bob_id, "bob")["queue_position"] == 2
     jobs.stop_experiment(ids[0], "alice")         # a slot frees up
     assert _submit(home, title="now fits")
     monkeypatch.setenv("ATELIER_MAX_JOBS_PER_USER", "1")
@@ -169,3 +170,12 @@ def test_cli_submit_list_show_stop(home, capsys):
     assert cli_main(["jobs", "show", exp_id, "--user", "bob"]) == 2
     assert "No experiment" in capsys.readouterr().err
     assert cli_main(["jobs", "delete", exp_id, "--user", "alice"]) == 0
+
+
+def test_cli_submit_takes_precision_and_compile(home, capsys):
+    args = ["jobs", "submit", "--dataset", home["ds"], "--checkpoint", home["ckpt"], "--steps", "4",
+            "--precision", "bf16", "--compile", "--json", "--user", "alice"]
+    assert cli_main(args) == 0
+    exp_id = json.loads(capsys.readouterr().out)["id"]
+    options = jobs.get_experiment(exp_id, "alice")["options"]
+    assert (options["precision"], options["compile"]) == ("bf16", True)

@@ -51,7 +51,7 @@ def test_save_list_get_and_export(home, snapshot, tmp_path):
     assert model_weights_path(mid, "alice").read_bytes() == snapshot.read_bytes()
     assert [m["id"] for m in list_models("alice")] == [mid]
     out = export_model(mid, "alice", tmp_path / "export")
-    assert out.name == "My_cats.safetensors" and out.read_bytes() == snapshot.read_bytes()
+    assert out.name == "My cats.safetensors" and out.read_bytes() == snapshot.read_bytes()
     assert json.loads(out.with_suffix(".json").read_text())["id"] == mid
     from core.stylegan import load_checkpoint
     assert load_checkpoint(out).resolution == 32
@@ -101,6 +101,48 @@ def test_ownership_private_public(home, snapshot):
     assert not folder.exists() and list_models("alice") == []
     with pytest.raises(ModelNotFound):
         get_model(mid, "alice")
+
+
+def test_others_see_a_public_model_without_its_provenance(home, snapshot, tmp_path):
+    """Issue 17: someone else's public model shows no experiment id, dataset, crop or imported base
+    model, on its card or in the file they download; the owner keeps all of it."""
+    import torch
+
+    from core.models import PUBLIC_FIELDS, delete_model, download_path, export_model, get_model, list_models, \
+        save_model, set_public
+    from core.stylegan import load_checkpoint, read_native_metadata
+    mid = _save(snapshot, "alice")                          # experiment e*32, dataset "cats", base "ffhq-256"
+    set_public(mid, "alice", True)
+    theirs = get_model(mid, "bob")
+    assert set(theirs) - {"mine", "weights_path", "grid_path"} == set(PUBLIC_FIELDS) | {"base_model"}
+    assert theirs["base_model"] == "ffhq-256" and theirs["step"] == 10 and not theirs["mine"]  # catalog: public
+    assert [sorted(m) for m in list_models("bob")] == [sorted(theirs)]
+    mine = get_model(mid, "alice")
+    assert (mine["experiment"], mine["dataset"], mine["source"]["dataset"]) == ("e" * 32, "cats", "cats")
+
+    path, name = download_path(mid, "bob")
+    assert name == "My cats.safetensors" and path.parent.name == "public_copies"
+    header = read_native_metadata(path)
+    assert header["metadata"] == {"step": 10} and header["g_kwargs"] == read_native_metadata(snapshot)["g_kwargs"]
+    raw = path.read_bytes()
+    assert b"f" * 32 not in raw and b"ds1" not in raw and b"center" not in raw   # the snapshot's own provenance
+    a, b = load_checkpoint(path).G_ema.state_dict(), load_checkpoint(snapshot).G_ema.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)     # the same weights
+    assert download_path(mid, "bob")[0] == path                                 # made once
+    assert download_path(mid, "alice")[0].read_bytes() == snapshot.read_bytes()  # the owner: the native file
+    out = export_model(mid, "bob", tmp_path / "bob-export")
+    assert out.read_bytes() == raw and "experiment" not in json.loads(out.with_suffix(".json").read_text())
+    set_public(mid, "alice", False)
+    assert not path.exists()                                                    # unshared: the copy goes
+
+    imported = save_model("alice", weights_path=snapshot, name="From my import",
+                          source={"base_model": "alicetiny", "dataset": "cats", "experiment": "e" * 32})
+    set_public(imported, "alice", True)
+    assert "base_model" not in get_model(imported, "bob")                       # an imported checkpoint's name
+    assert get_model(imported, "alice")["base_model"] == "alicetiny"
+    download_path(imported, "bob")
+    delete_model(imported, "alice")
+    assert not list((home / "public_copies").iterdir())                         # deleted: the copy goes too
 
 
 def test_stale_public_index_is_not_trusted(home, snapshot):

@@ -168,3 +168,85 @@ def test_statistics_stay_on_the_device_until_read():
     stats = tr.read_stats()
     assert set(stats) == {"loss_G", "loss_D", "r1"} and all(np.isfinite(v) for v in stats.values())
     assert tr.read_stats() == {}
+
+
+def test_precision_auto_is_chosen_per_device_and_fp16_needs_cuda(tmp_path):
+    from core.stylegan.train import TrainingError
+    from core.stylegan.trainer import CPU_AUTO_PRECISION, resolve_precision
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"
+    assert resolve_precision("auto", CPU) == CPU_AUTO_PRECISION
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
+    lines = []
+    with pytest.raises(TrainingError, match="fp16 runs on CUDA only"):
+        train(TrainConfig(steps=1, batch=4, device="cpu", precision="fp16"), tmp_path / "run", dataset=ArrayDataset(),
+              checkpoint=load_checkpoint(write_tiny_checkpoint(tmp_path / "t.safetensors")), log=lines.append)
+    train(TrainConfig(steps=1, batch=4, device="cpu", grid_seeds=(0,)), tmp_path / "auto", dataset=ArrayDataset(),
+          checkpoint=load_checkpoint(tmp_path / "t.safetensors"), log=lines.append)
+    assert f"device cpu, precision {CPU_AUTO_PRECISION} (auto on cpu), batch 4" in lines
+
+
+def test_auto_device_prefers_cuda_then_mps(monkeypatch):
+    from core.stylegan.trainer import resolve_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto").type == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="MPS"):
+        resolve_device("mps")
+
+
+def test_bf16_on_the_cpu_trains_with_fp32_master_weights():
+    tr = _trainer(aug="none", precision="bf16", r1_gamma=1.0, pl_weight=2.0)
+    tr.train_step(_reals())
+    stats = tr.read_stats()
+    assert set(stats) == {"loss_G", "pl", "loss_D", "r1"} and all(np.isfinite(v) for v in stats.values())
+    assert all(p.dtype == torch.float32 for p in list(tr.G.parameters()) + list(tr.D.parameters()))
+    bf16_blocks = [r for r in tr.G.synthesis.block_resolutions if tr.G.synthesis.get_submodule(f"b{r}").use_fp16]
+    assert bf16_blocks == [16, 32] and not tr.G_ema.synthesis.b32.use_fp16  # on the CPU: from 16 px
+    assert all(s["exp_avg"].dtype == torch.float32 for s in tr.opt_G.state.values())
+
+
+def test_fp16_blocks_as_the_original():
+    from core.stylegan.trainer import use_fp16_blocks
+    G, D = tiny_networks()  # 32 px: blocks 4..32 in G, 32..8 in D
+    G.synthesis.b32.conv1.conv_clamp = None
+    use_fp16_blocks(G)
+    use_fp16_blocks(D)
+    assert [G.synthesis.get_submodule(f"b{r}").use_fp16 for r in (4, 8, 16, 32)] == [False, True, True, True]
+    assert all(D.get_submodule(f"b{r}").use_fp16 for r in (8, 16, 32))
+    assert G.synthesis.b32.conv1.conv_clamp == 256 and D.b32.conv0.conv_clamp == 256
+    assert G.init_kwargs["num_fp16_res"] == 4 and G.init_kwargs["conv_clamp"] == 256
+
+
+def test_no_float64_anywhere_in_a_step():
+    """MPS has no float64: every op of a step (forward and backward, ADA and both regularisers)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    seen = set()
+
+    class Dtypes(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor):
+                    seen.add(t.dtype)
+            return out
+    tr = _trainer(r1_gamma=1.0, pl_weight=2.0)
+    tr.augment.p.fill_(0.5)
+    with Dtypes():
+        tr.train_step(_reals())
+    assert torch.float32 in seen and torch.float64 not in seen, seen
+
+
+def test_compile_falls_back_cleanly_without_a_compiler(monkeypatch):
+    def no_compiler(*a, **kw):
+        raise RuntimeError("no working C++ compiler found")
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    lines = []
+    G, D = tiny_networks()
+    tr = Trainer(TrainConfig(batch=4, device="cpu", compile=True, aug="none"), G, D, device=CPU, batch=4,
+                 log=lines.append)
+    assert tr.compiled_D is None and lines and "no working C++ compiler found" in lines[0]
+    tr.train_step(_reals())
+    assert tr.lr_info()["compiled"] is False

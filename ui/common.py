@@ -6,6 +6,7 @@ import functools
 import inspect
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from core.storage import DEFAULT_USER
+from core.jobs.eta import human_duration
+from core.storage import DEFAULT_USER, download_name  # noqa: F401 (used by the tabs)
 
 log = logging.getLogger("atelier.ui")
 
@@ -37,12 +39,24 @@ def user_of(request: gr.Request | None) -> str:
     return (getattr(request, "username", None) or DEFAULT_USER) if request is not None else DEFAULT_USER
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&$~|#])")
+
+
+def md_escape(text) -> str:
+    """Text shown as itself in a Markdown component: the marks that make emphasis, code, links,
+    HTML, maths, strike-through, tables or headings are backslash-escaped, so a name typed by a
+    user is never bold, a link or HTML (``<img src=x>`` stays text), and a backslash in a message
+    stays visible. Other punctuation is left as is (API clients read these strings too)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
 def error_text(message: str) -> str:
-    return f"⚠ {message}" if message else ""
+    """A one-line refusal for a Markdown message component (the text is escaped: never markup)."""
+    return f"⚠ {md_escape(message)}" if message else ""
 
 
 def ok_text(message: str) -> str:
-    return f"✓ {message}" if message else ""
+    return f"✓ {md_escape(message)}" if message else ""
 
 
 def one_line(e: BaseException) -> str:
@@ -128,14 +142,7 @@ def scratch_dir() -> Path:
 
 # ---- numbers a user reads --------------------------------------------------------------------
 
-def duration(seconds) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = int(round(float(seconds)))
-    if seconds < 90:
-        return f"{seconds} s"
-    h, m = divmod((seconds + 30) // 60, 60)
-    return f"{h} h {m} min" if h else f"{m} min"
+duration = human_duration
 
 
 def when(ts) -> str:
@@ -144,6 +151,17 @@ def when(ts) -> str:
     if isinstance(ts, str):
         return ts.replace("T", " ")[:16]
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(float(ts)))
+
+
+class TypedSlider(gr.Slider):
+    """A slider (with its number box) whose value reaches the handler as typed, even out of range:
+    the handler's core call says in one sentence what is wrong, near the control, instead of
+    Gradio's own refusal (a toast per listening event and an "Error" badge). On leaving the box the
+    browser clamps the value into the slider's range, so the box and the slider show the same."""
+    is_template = True   # rendered by Gradio's own slider
+
+    def preprocess(self, payload):
+        return payload
 
 
 def go_to(tab_id: str) -> gr.Tabs:

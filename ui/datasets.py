@@ -1,9 +1,8 @@
-"""Datasets tab: drop a folder / zip / video, see the report and crop previews, list and delete."""
+"""Datasets tab: one drop zone (a folder, a zip, a video or images) and one folder picker; crop
+previews of the least square images that follow the crop choice; the import report (rejected
+files, near-duplicates to review); the list of datasets with delete."""
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,21 +13,24 @@ from core import datasets as ds_core
 from core import quota
 from core.sample_data import make_sample_dataset
 
-from .common import NEW, Nav, go_to, ok_text, safe, scratch_dir, served, user_of, when
+from .common import NEW, Nav, go_to, md_escape, ok_text, safe, scratch_dir, served, user_of, when
 
 UPLOAD_TYPES = sorted(ds_core.common.IMAGE_EXTS | ds_core.common.VIDEO_EXTS | ds_core.common.ARCHIVE_EXTS)
 SAMPLE_NAME = "Sample landscapes"
 SAMPLE_COUNT = 500
+PREVIEWS = 6
 JOURNEY = ("**Your images → a dataset → an experiment that fine-tunes a pre-trained model → "
-           "your own model → new images in the Playground.** Start with a dataset:")
+           "your own model → new images in the Playground.** Drop a folder of your images below, "
+           "or start with the sample dataset:")
 ADVICE = ("500 to 5,000 images are suggested (fewer than 300 is risky); images similar in content "
           "and style work best.")
-DROP_HTML = """
-<div class="atelier-drop" tabindex="0" role="button" aria-label="Drop a folder, zip or video here, or press Enter to pick a folder">
-  <div class="big">Drop a folder of images, a .zip or a video here</div>
-  <div>subfolders are kept · or click to pick a folder</div>
-  <div class="atelier-drop-status" aria-live="polite"></div>
-</div>"""
+DROP_LABEL = "Drop a folder of images, a .zip or a video here, or click to choose files"
+TILE_ROW_PX = 215     # a captioned tile is at most 180 px wide (atelier.css), plus its caption
+DROP_STATUS = '<div class="atelier-drop-status" aria-live="polite"></div>'
+CROPS = [("Center", "center"), ("Random", "random"), ("No crop (stretch)", "none")]
+CROP_ROWS = {"center": (("center", "center crop"),), "random": (("random", "random crop, draw 1"),
+                                                                ("random_2", "random crop, draw 2")),
+             "none": (("none", "stretched to a square"),)}
 
 
 @dataclass
@@ -36,8 +38,8 @@ class DatasetsUI:
     tab: gr.Tab
     welcome: gr.Column
     use_sample: gr.Button
-    upload_own: gr.Button
     files: gr.File
+    pick_folder: gr.Button
     folder: gr.File
     relpaths: gr.Textbox
     name: gr.Textbox
@@ -51,6 +53,7 @@ class DatasetsUI:
     message: gr.Markdown
     report: gr.Markdown
     rejected: gr.Gallery
+    near: gr.Gallery
     next_btn: gr.Button
     listing_box: gr.Column
     listing: gr.Gallery
@@ -68,33 +71,41 @@ def build_datasets() -> DatasetsUI:
     with gr.Tab("1 · Datasets", id="datasets") as tab:
         with gr.Column(visible=False, elem_classes=["atelier-welcome"]) as welcome:
             gr.Markdown(JOURNEY, elem_classes=["atelier-journey"])
-            with gr.Row():
-                use_sample = gr.Button("Use the sample dataset", variant="primary")
-                upload_own = gr.Button("Upload your images")
+            use_sample = gr.Button("Use the sample dataset", variant="secondary", size="md", scale=0)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                gr.HTML(DROP_HTML)
                 files = gr.File(file_count="multiple", file_types=UPLOAD_TYPES, elem_id="atelier-files",
-                                label="Images, a .zip or a video (dropped or picked)", height=140)
-                folder = gr.File(file_count="directory", elem_id="atelier-folder", label="Pick a folder", height=130)
+                                elem_classes=["atelier-drop"], label=DROP_LABEL, height=150)
+                with gr.Row(equal_height=True):
+                    pick_folder = gr.Button("Choose a folder…", elem_id="atelier-pick-folder", scale=0,
+                                            min_width=190, size="md")
+                    gr.HTML(DROP_STATUS)
+                # For API clients only: the files of a folder (the page sends everything through `files`).
+                folder = gr.File(file_count="directory", visible=False, label="Files of a folder")
                 relpaths = gr.Textbox(visible="hidden", elem_id="atelier-relpaths", label="relative paths")
             with gr.Column(scale=2):
                 name = gr.Textbox(label="Dataset name", placeholder="e.g. Ink drawings", max_length=100)
-                crop = gr.Radio([("Center", "center"), ("Random", "random"), ("No crop (stretch)", "none")],
-                                value="center", label="Make images square by")
+                crop = gr.Radio(CROPS, value="center", label="Make images square by", elem_id="atelier-crop")
                 with gr.Accordion("Inflate: more training images from the same ones", open=False):
                     with gr.Row():
                         mirror = gr.Checkbox(label="Mirror")
                         rotate = gr.Checkbox(label="Rotate (90°, 180°, 270°)")
                     zoom = gr.Slider(0, 8, value=0, step=1, label="Zoomed crops per image")
-                count_md = gr.Markdown(ADVICE)
+                count_md = gr.Markdown(ADVICE, elem_id="atelier-count")
                 import_btn = gr.Button("Import dataset", variant="primary")
                 message = gr.Markdown(elem_classes=["atelier-msg"])
                 storage = gr.Markdown(elem_classes=["atelier-storage"])
-        previews = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Crop preview: the same images as center · random · random (again) · no crop",
-                              columns=6, height=420, object_fit="contain", visible=False)
-        report = gr.Markdown()
-        rejected = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Rejected files (reason under each)", columns=6, height=220, visible=False)
+        previews = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel", "atelier-captioned"],
+                              elem_id="atelier-previews",
+                              label="Crop preview", columns=PREVIEWS, height="auto", object_fit="contain",
+                              visible=False, allow_preview=False)
+        report = gr.Markdown(elem_classes=["atelier-report"])
+        rejected = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel", "atelier-captioned"],
+                              label="Rejected files (the reason under each)", columns=6, height="auto",
+                              visible=False, allow_preview=False)
+        near = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel", "atelier-captioned"],
+                          elem_id="atelier-near", label="Near-duplicates kept: review them (one group after another)",
+                          columns=6, height="auto", visible=False, allow_preview=False)
         next_btn = gr.Button("Next: start an experiment with it →", visible=False, variant="primary")
         with gr.Column(visible=False) as listing_box:
             gr.Markdown("### Your datasets")
@@ -112,35 +123,6 @@ def build_datasets() -> DatasetsUI:
 
 
 # ---- views (plain functions of core values) ---------------------------------------------------
-
-def stage_uploads(files, folder, relpaths: str) -> list[str]:
-    """Uploaded temp files as import sources: images and videos linked into one folder under their
-    dropped relative paths (subfolders kept), zips as sources of their own."""
-    paths = [Path(p) for p in list(files or []) + list(folder or [])]
-    if not paths:
-        raise ds_core.DatasetError("Add some images first: drop a folder, a zip or a video, or pick a folder.")
-    wanted: dict[tuple, list[str]] = {}
-    for item in json.loads(relpaths or "[]") if (relpaths or "").startswith("[") else []:
-        wanted.setdefault((item.get("name"), item.get("size")), []).append(str(item.get("path", "")))
-    root = scratch_dir() / "upload"
-    root.mkdir()
-    sources = [str(root)]
-    for p in paths:
-        if p.suffix.lower() in ds_core.common.ARCHIVE_EXTS:
-            sources.append(str(p))
-            continue
-        rel = (wanted.get((p.name, p.stat().st_size)) or [p.name]).pop(0)
-        rel = "/".join(part for part in rel.split("/") if part not in ("", ".", ".."))
-        dest = root / rel
-        while dest.exists():
-            dest = dest.with_name("_" + dest.name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(p, dest)
-        except OSError:
-            shutil.copyfile(p, dest)
-    return sources if any(root.iterdir()) or len(sources) == 1 else sources[1:]
-
 
 def _placeholder(text: str = "?") -> Image.Image:
     img = Image.new("RGB", (96, 96), (120, 120, 120))
@@ -160,20 +142,48 @@ def _thumb(sources: list[str], label: str):
     return _placeholder()
 
 
-def report_view(rep: dict, sources: list[str]) -> tuple[str, list]:
+def report_view(rep: dict, sources: list[str]) -> tuple[str, list, list]:
+    """The report card (Markdown, every name escaped), the rejected files with their reasons, and the
+    near-duplicate groups kept (each file captioned with its group), for review."""
     conv = ", ".join(f"{n} {k}" for k, n in rep.get("converted", {}).items()) or "none"
-    lines = [f"### Report: {rep['name']}",
-             f"**{rep['accepted']:,} accepted** · {len(rep['rejected']):,} rejected · converted: {conv} · "
-             f"{len(rep.get('exact_duplicates', [])):,} duplicate groups dropped · "
+    near = rep.get("near_duplicates", [])
+    lines = [f"### Report: {md_escape(rep['name'])}",
+             f"**{rep['accepted']:,} accepted** of {rep['total']:,} files · {len(rep['rejected']):,} rejected · "
+             f"converted: {md_escape(conv)} · {len(rep.get('exact_duplicates', [])):,} duplicate groups dropped · "
+             f"{len(near):,} near-duplicate group{'s' if len(near) != 1 else ''} kept · "
              f"{rep.get('training_images', rep['accepted']):,} training images",
-             *[f"- {w}" for w in rep.get("warnings", [])]]
-    gallery = [(_thumb(sources, r["file"]), f"{r['file']}: {r['reason']}") for r in rep["rejected"][:60]]
-    return "\n\n".join(lines), gallery
+             *[f"- {md_escape(w)}" for w in rep.get("warnings", [])]]
+    rejected = [(_thumb(sources, r["file"]), f"{r['file']}: {r['reason']}") for r in rep["rejected"][:60]]
+    groups = [(_thumb(sources, f), f"group {k}: {f}") for k, g in enumerate(near[:10], 1) for f in g[:6]]
+    return "\n\n".join(lines), rejected, groups
 
 
-def previews_view(pv: dict) -> list:
-    rows = (("center", "center"), ("random", "random"), ("random_2", "random (again)"), ("none", "no crop"))
-    return [(img, label) for key, label in rows for img in pv[key]]
+def previews_view(pv: dict, crop: str) -> gr.Gallery:
+    """The whole images above, the same images as trained under ``crop`` below (two draws for random)."""
+    rows = (("pad", "whole image"), *CROP_ROWS.get(crop, CROP_ROWS["center"]))
+    crop_name = dict((v, k) for k, v in CROPS).get(crop, crop)
+    n = len(pv["labels"])
+    return gr.Gallery(value=[(img, f"{label} · {what}") for key, what in rows for img, label in zip(pv[key], pv["labels"])],
+                      columns=n, visible=True, height=gallery_height(len(rows)),
+                      label=f"Crop preview — {crop_name}: your {n} least square images, whole (top row) and as "
+                            "they will be trained (below)")
+
+
+def gallery_height(rows: int, caption_lines: int = 2) -> int:
+    return 60 + rows * (TILE_ROW_PX + 20 * (caption_lines - 2))
+
+
+def tiles(items: list) -> gr.Gallery:
+    """A captioned gallery just tall enough for its rows (hidden when empty)."""
+    return gr.Gallery(value=items, visible=bool(items), height=gallery_height(-(-len(items) // 6), 3))
+
+
+def count_text(found: int, inflate: dict) -> str:
+    """What is known before the import checks the files: how many images were found, not how many are usable."""
+    per = ds_core.inflated_count(1, inflate)
+    more = f" With this inflation each usable image becomes {per} training images." if per > 1 else ""
+    return (f"**{found:,} image{'s' if found != 1 else ''} found**; the import checks each one (unreadable, "
+            f"tiny, blank and duplicate files are left out).{more} {ADVICE}")
 
 
 def listing_view(items: list[dict]) -> tuple[list, list]:
@@ -205,6 +215,11 @@ def _sample_sources() -> list[str]:
 
 # ---- wiring ------------------------------------------------------------------------------------
 
+def staged(files, folder, relpaths) -> list[str]:
+    """The uploads of the drop zone and the folder picker as import sources (core checks the paths)."""
+    return ds_core.stage_uploads(list(files or []) + list(folder or []), relpaths, scratch_dir())
+
+
 def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
     errors = (ds_core.DatasetError,)
     list_outputs = [ui.listing, ui.chosen, ui.welcome, ui.listing_box, ui.list_message, ui.storage]
@@ -214,25 +229,26 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
         return refresh(ui, user_of(request))
 
     @safe(ui.message, errors)
-    def preview_crops(files, folder, relpaths, mirror, rotate, zoom, request: gr.Request):
-        sources = stage_uploads(files, folder, relpaths)
-        pv = ds_core.crop_previews(sources, n=6, resolution=96, user=user_of(request))
-        n = len(list(files or []) + list(folder or []))
-        count = ds_core.inflated_count(n, {"mirror": mirror, "rotate": rotate, "zoom": int(zoom)})
-        return {ui.previews: gr.Gallery(value=previews_view(pv), visible=True), ui.message: "",
-                ui.count_md: f"{n:,} files ready → about **{count:,} training images**. {ADVICE}"}
+    def preview_crops(files, folder, relpaths, crop, mirror, rotate, zoom, request: gr.Request):
+        if not (files or folder):  # cleared, or a crop chosen before any upload
+            return {ui.previews: gr.Gallery(visible=False), ui.count_md: ADVICE, ui.message: ""}
+        pv = ds_core.crop_previews(staged(files, folder, relpaths), n=PREVIEWS, resolution=96,
+                                   user=user_of(request))
+        return {ui.previews: previews_view(pv, crop), ui.message: "",
+                ui.count_md: count_text(pv["found"], {"mirror": mirror, "rotate": rotate, "zoom": int(zoom)})}
 
     @safe(ui.message, errors)
     def import_uploads(files, folder, relpaths, name, crop, mirror, rotate, zoom, request: gr.Request,
                        progress=gr.Progress()):
-        sources = stage_uploads(files, folder, relpaths)
+        sources = staged(files, folder, relpaths)
         rep = ds_core.import_dataset(sources, name, user=user_of(request), crop=crop,
                                      inflate={"mirror": mirror, "rotate": rotate, "zoom": int(zoom)},
-                                     progress_fn=lambda done, total: progress((done, total), desc="Importing"))
-        md, rejected = report_view(rep.to_dict(), sources)
-        return {**refresh(ui, user_of(request), rep.dataset_id), ui.report: md,
-                ui.rejected: gr.Gallery(value=rejected, visible=bool(rejected)), ui.next_btn: gr.Button(visible=True),
-                ui.message: ok_text(f"Imported {rep.accepted:,} images as “{rep.name}”.")}
+                                     progress_fn=lambda done, total: progress((done, total), desc="Importing"),
+                                     wait_fn=lambda message: progress(0.0, desc=message))
+        md, rejected, near = report_view(rep.to_dict(), sources)
+        return {**refresh(ui, user_of(request), rep.dataset_id), ui.report: md, ui.next_btn: gr.Button(visible=True),
+                ui.rejected: tiles(rejected), ui.near: tiles(near),
+                ui.message: ok_text(f"Imported {rep.accepted:,} images (of {rep.total:,} files) as “{rep.name}”.")}
 
     @safe(ui.message, errors)
     def use_sample_dataset(request: gr.Request, progress=gr.Progress()):
@@ -240,14 +256,15 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
         if any(d["name"] == SAMPLE_NAME for d in ds_core.list_datasets(user)):
             return {**refresh(ui, user), ui.message: ok_text(f"“{SAMPLE_NAME}” is already here.")}
         rep = ds_core.import_dataset(_sample_sources(), SAMPLE_NAME, user=user,
-                                     progress_fn=lambda d, t: progress((d, t), desc="Importing the sample"))
+                                     progress_fn=lambda d, t: progress((d, t), desc="Importing the sample"),
+                                     wait_fn=lambda message: progress(0.0, desc=message))
         return {**refresh(ui, user, rep.dataset_id), ui.next_btn: gr.Button(visible=True),
                 ui.message: ok_text(f"Added “{SAMPLE_NAME}”: {rep.accepted:,} generated landscapes to try.")}
 
     @safe(ui.list_message, errors)
     def ask_delete(dataset, request: gr.Request):
         d = ds_core.get_dataset(dataset or "", user_of(request))
-        text = (f"**Delete “{d['name']}”?** Its {d['count']:,} images ({d['size']}) will be lost; "
+        text = (f"**Delete “{md_escape(d['name'])}”?** Its {d['count']:,} images ({d['size']}) will be lost; "
                 "experiments already trained from it keep their snapshots.")
         return {ui.confirm: gr.Group(visible=True), ui.confirm_md: text, ui.list_message: ""}
 
@@ -263,16 +280,17 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
 
     gr.on([ui.tab.select, nav.demo.load], list_datasets, None, list_outputs, api_name="list_datasets",
           show_progress="hidden")
-    gr.on([ui.files.upload, ui.folder.upload], preview_crops,
-          [ui.files, ui.folder, ui.relpaths, ui.mirror, ui.rotate, ui.zoom],
-          [ui.previews, ui.message, ui.count_md], api_name="preview_crops", concurrency_id="io")
+    preview_inputs = [ui.files, ui.folder, ui.relpaths, ui.crop, ui.mirror, ui.rotate, ui.zoom]
+    gr.on([ui.files.upload, ui.files.clear, ui.folder.upload, ui.crop.change, ui.mirror.input, ui.rotate.input,
+           ui.zoom.release], preview_crops, preview_inputs, [ui.previews, ui.message, ui.count_md],
+          api_name="preview_crops", concurrency_id="io", trigger_mode="always_last")
     ui.import_btn.click(import_uploads, [ui.files, ui.folder, ui.relpaths, ui.name, ui.crop, ui.mirror, ui.rotate,
                                          ui.zoom],
-                        [*list_outputs, ui.report, ui.rejected, ui.next_btn, ui.message], api_name="import_dataset",
-                        concurrency_id="io")
+                        [*list_outputs, ui.report, ui.rejected, ui.near, ui.next_btn, ui.message],
+                        api_name="import_dataset", concurrency_id="io")
     ui.use_sample.click(use_sample_dataset, None, [*list_outputs, ui.next_btn, ui.message],
                         api_name="use_sample_dataset", concurrency_id="io")
-    ui.upload_own.click(None, js="() => document.querySelector('#atelier-folder input[type=file]')?.click()")
+    ui.pick_folder.click(None, js="() => window.atelierDrop && window.atelierDrop.pickFolder()")
     ui.listing.select(pick_from_gallery, None, ui.chosen, api_name=False)
     ui.delete_btn.click(ask_delete, ui.chosen, [ui.confirm, ui.confirm_md, ui.list_message], api_name="ask_delete_dataset")
     ui.confirm_yes.click(delete_dataset, ui.chosen, [*list_outputs, ui.confirm], api_name="delete_dataset")

@@ -14,9 +14,10 @@ from core import jobs as jobs_core
 from core import models as models_core
 from core import video as video_core
 
-from .common import MODELS, NEW, Nav, duration, go_to, ok_text, safe, scratch_dir, served, user_of
+from .common import MODELS, NEW, Nav, download_name, duration, go_to, md_escape, ok_text, safe, scratch_dir, served, user_of
 
 REFRESH_S = 2.0
+MAX_STEPS = 25_000
 LOSSES = ("loss_G", "loss_D", "r1")
 LOSS_COLOURS = {"loss_G": "#f97316", "loss_D": "#3b82f6", "r1": "#10b981"}  # fixed: the series exist before data
 ERRORS = (jobs_core.JobsError, models_core.ModelError, video_core.VideoError)
@@ -30,6 +31,7 @@ class ExperimentsUI:
     empty_btn: gr.Button
     table: gr.HTML
     chosen: gr.Dropdown
+    list_message: gr.Markdown
     view: gr.Column
     header: gr.HTML
     grid: gr.Image
@@ -64,9 +66,10 @@ def build_experiments() -> ExperimentsUI:
             empty_btn = gr.Button("New experiment", variant="primary")
         table = gr.HTML(elem_classes=["atelier-exps"])
         chosen = gr.Dropdown(label="Open experiment", choices=[], allow_custom_value=True, elem_id="atelier-exp-pick")
+        list_message = gr.Markdown(elem_classes=["atelier-msg"])
         seen = gr.State({})
         with gr.Column(visible=False) as view:
-            header = gr.HTML()
+            header = gr.HTML(elem_classes=["atelier-header"])
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3):
                     grid = gr.Image(label="Fixed-seed samples", height=520, interactive=False, format="png",
@@ -89,11 +92,12 @@ def build_experiments() -> ExperimentsUI:
                                        color_map={"ada_p": "#8b5cf6"},
                                        height=220)
             log = gr.Textbox(label="Log (newest last)", lines=6, max_lines=12, interactive=False, autoscroll=True)
-            with gr.Row():
-                stop_btn = gr.Button("Stop", variant="stop")
-                more_steps = gr.Number(label="Continue to (total steps)", precision=0, minimum=1, maximum=25_000)
-                continue_btn = gr.Button("Continue")
-                delete_btn = gr.Button("Delete…", variant="stop")
+            with gr.Row(equal_height=False, elem_classes=["atelier-run-controls"]):
+                stop_btn = gr.Button("Stop", variant="stop", visible=False, size="md", scale=0, min_width=120)
+                more_steps = gr.Number(label="Continue to (total steps)", precision=0, visible=False,
+                                       elem_id="atelier-continue-to", scale=2)
+                continue_btn = gr.Button("Continue", visible=False, size="md", scale=0, min_width=120)
+                delete_btn = gr.Button("Delete…", variant="secondary", size="md", scale=0, min_width=120)
             with gr.Group(visible=False) as confirm:
                 confirm_md = gr.Markdown()
                 with gr.Row():
@@ -156,9 +160,28 @@ def slider_step(snaps: list[dict]) -> int:
     return math.gcd(*[s["step"] for s in snaps]) or 1 if snaps else 1
 
 
+def continue_target(e: dict) -> tuple[int, str]:
+    """The default 'Continue to': the planned total when stopped before it, else twice the steps (said so)."""
+    if e["step"] < e["steps"]:
+        return e["steps"], f"Default: the {e['steps']:,} steps planned ({e['steps'] - e['step']:,} more)."
+    target = min(2 * e["steps"], MAX_STEPS)
+    return target, f"Default: twice as long ({target - e['step']:,} more steps); type any total up to {MAX_STEPS:,}."
+
+
+def controls_view(ui: ExperimentsUI, e: dict) -> dict:
+    """Stop while it is queued or running; Continue (with a default total that says what it is) after."""
+    active = e["state"] in jobs_core.ACTIVE
+    can_continue = not active and e["step"] < MAX_STEPS
+    target, why = continue_target(e)
+    return {ui.stop_btn: gr.Button("Stopping…" if e["state"] == "stopping" else "Stop", visible=active,
+                                   interactive=e["state"] != "stopping"),
+            ui.more_steps: gr.Number(value=target, info=why, visible=can_continue),
+            ui.continue_btn: gr.Button(visible=can_continue)}
+
+
 def snapshot_outputs(ui: ExperimentsUI, e: dict, snaps: list[dict], step: int) -> dict:
     snap = nearest(snaps, step)
-    name = f"{e['title'][:40]}-step{snap['step']}.png" if snap else None
+    name = download_name(e["title"], f"step {snap['step']}", ext="png") if snap else None
     return {ui.grid: served(snap["image_path"]) if snap else None, ui.snapshot_md: snapshot_text(snap, len(snaps)),
             ui.save_sample: gr.DownloadButton(value=served(snap["image_path"], name) if snap else None)}
 
@@ -180,9 +203,9 @@ def experiment_view(ui: ExperimentsUI, exp_id: str, user: str, step: int | None,
     if seen.get("id") != exp_id or seen.get("stats") != len(stats):
         out[ui.loss_plot], out[ui.ada_plot] = plots_view(stats)
         out[ui.log] = "\n".join(jobs_core.experiment_log(exp_id, user, tail=40))
-    if seen.get("id") != exp_id:
-        out[ui.more_steps] = e["steps"] + 1000
-    out[ui.seen] = {"id": exp_id, "snaps": len(snaps), "stats": len(stats), "last": last}
+    if seen.get("id") != exp_id or seen.get("state") != e["state"]:
+        out.update(controls_view(ui, e))
+    out[ui.seen] = {"id": exp_id, "snaps": len(snaps), "stats": len(stats), "last": last, "state": e["state"]}
     return out
 
 
@@ -198,10 +221,10 @@ def list_outputs(ui: ExperimentsUI, items: list[dict], chosen: str | None) -> di
 
 def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
     view_outputs = [ui.view, ui.header, ui.snapshot, ui.grid, ui.snapshot_md, ui.save_sample, ui.loss_plot,
-                    ui.ada_plot, ui.log, ui.more_steps, ui.seen, ui.message]
-    list_outs = [ui.empty, ui.table, ui.chosen, ui.message]
+                    ui.ada_plot, ui.log, ui.stop_btn, ui.more_steps, ui.continue_btn, ui.seen, ui.message]
+    list_outs = [ui.empty, ui.table, ui.chosen, ui.list_message]
 
-    @safe(ui.message, ERRORS)
+    @safe(ui.list_message, ERRORS)
     def list_experiments(chosen, request: gr.Request):
         return list_outputs(ui, jobs_core.list_experiments(user_of(request)), chosen)
 
@@ -227,8 +250,9 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
 
     @safe(ui.message, ERRORS)
     def export_video(exp_id, request: gr.Request, progress=gr.Progress()):
-        run_dir = jobs_core.get_experiment(exp_id or "", user_of(request))["run_dir"]
-        dest = video_core.progress_video(run_dir, scratch_dir() / "progress.mp4", fps=8,
+        e = jobs_core.get_experiment(exp_id or "", user_of(request))
+        name = download_name(e["title"], f"progress over {e['step']:,} steps", ext="mp4")
+        dest = video_core.progress_video(e["run_dir"], scratch_dir() / name, fps=8,
                                          progress_fn=lambda d, t: progress((d, t), desc="Writing the video"))
         return {ui.video: gr.File(value=str(dest), visible=True), ui.message: ok_text("The video is ready below.")}
 
@@ -248,25 +272,29 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
     @safe(ui.message, ERRORS)
     def stop_experiment(exp_id, request: gr.Request):
         e = jobs_core.stop_experiment(exp_id or "", user_of(request))
-        return {ui.header: header_view(e), ui.message: ok_text("Stopping: the last snapshot is being saved.")}
+        return {ui.header: header_view(e), **controls_view(ui, e),
+                ui.message: ok_text("Stopping: the last snapshot is being saved." if e["state"] == "stopping"
+                                    else "Stopped before it started.")}
 
     @safe(ui.message, ERRORS)
     def continue_experiment(exp_id, steps, request: gr.Request):
         e = jobs_core.continue_experiment(exp_id or "", user_of(request), steps=int(steps or 0))
-        return {ui.header: header_view(e), ui.message: ok_text(f"Queued again, to {e['steps']:,} steps.")}
+        return {ui.header: header_view(e), **controls_view(ui, e),
+                ui.message: ok_text(f"Queued again, to {e['steps']:,} steps in all.")}
 
     @safe(ui.message, ERRORS)
     def ask_delete(exp_id, request: gr.Request):
         e = jobs_core.get_experiment(exp_id or "", user_of(request))
-        text = (f"**Delete “{html.escape(e['title'])}”?** Its {e['step']:,} trained steps and every snapshot will be "
+        text = (f"**Delete “{md_escape(e['title'])}”?** Its {e['step']:,} trained steps and every snapshot will be "
                 "lost. Models you saved from it stay in My Models.")
         return {ui.confirm: gr.Group(visible=True), ui.confirm_md: text}
 
-    @safe(ui.message, ERRORS)
+    @safe(ui.list_message, ERRORS)
     def delete_experiment(exp_id, request: gr.Request):
         gone = jobs_core.delete_experiment(exp_id or "", user_of(request), stop=True)
         return {**list_outputs(ui, jobs_core.list_experiments(user_of(request)), None),
-                ui.confirm: gr.Group(visible=False), ui.message: ok_text(f"Deleted “{gone['title']}”.")}
+                ui.confirm: gr.Group(visible=False), ui.list_message: ok_text(
+                    f"Deleted “{gone['title']}” ({gone['step']:,} steps and its snapshots).")}
 
     quiet = dict(show_progress="hidden")
     gr.on([ui.tab.select, nav.demo.load], list_experiments, ui.chosen, list_outs, api_name="list_experiments", **quiet)
@@ -282,8 +310,9 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
                             api_name="save_to_my_models", concurrency_id="render")
     ui.open_models.click(lambda: go_to(MODELS), None, nav.tabs, api_name=False)
     ui.empty_btn.click(lambda: go_to(NEW), None, nav.tabs, api_name=False)
-    ui.stop_btn.click(stop_experiment, ui.chosen, [ui.header, ui.message], api_name="stop_experiment")
-    ui.continue_btn.click(continue_experiment, [ui.chosen, ui.more_steps], [ui.header, ui.message],
+    controls = [ui.stop_btn, ui.more_steps, ui.continue_btn]
+    ui.stop_btn.click(stop_experiment, ui.chosen, [ui.header, *controls, ui.message], api_name="stop_experiment")
+    ui.continue_btn.click(continue_experiment, [ui.chosen, ui.more_steps], [ui.header, *controls, ui.message],
                           api_name="continue_experiment")
     ui.delete_btn.click(ask_delete, ui.chosen, [ui.confirm, ui.confirm_md, ui.message], api_name="ask_delete_experiment")
     ui.confirm_yes.click(delete_experiment, ui.chosen, [*list_outs, ui.confirm], api_name="delete_experiment")

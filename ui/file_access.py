@@ -23,7 +23,8 @@ from pathlib import Path
 
 import gradio as gr
 from gradio import utils as gradio_utils
-from starlette.requests import Request
+
+from .auth import auth_on, session_user
 from starlette.responses import PlainTextResponse
 
 EVERYONE = "*"
@@ -104,18 +105,6 @@ def file_paths(obj) -> list[str]:
     return found
 
 
-def _auth_on(app) -> bool:
-    return getattr(app, "auth", None) is not None or getattr(app, "auth_dependency", None) is not None
-
-
-def _session_user(app, request: Request) -> str | None:
-    """The signed-in user of a raw request, read the way Gradio's own /user route reads it."""
-    cookie_id = getattr(app, "cookie_id", "")
-    token = request.cookies.get(f"access-token-{cookie_id}") or request.cookies.get(
-        f"access-token-unsecure-{cookie_id}")
-    return getattr(app, "tokens", {}).get(token) if token else None
-
-
 def _request_user(request) -> str | None:
     if isinstance(request, list):  # batched events carry one request per item; all are one session
         request = request[0] if request else None
@@ -140,13 +129,13 @@ class FileAccessMiddleware:
 
     async def __call__(self, scope, receive, send):
         gradio_app = scope.get("app")
-        if scope["type"] != "http" or not _auth_on(gradio_app):
+        if scope["type"] != "http" or not auth_on(gradio_app):
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         wanted = _route_path(path, FILE_ROUTES)
         if wanted is not None and scope.get("method") in ("GET", "HEAD"):
             if "://" not in wanted and in_temp_root(wanted):
-                user = _session_user(gradio_app, Request(scope))
+                user = session_user(gradio_app, scope)
                 if not self.grants.allowed(wanted, user):
                     return await PlainTextResponse("File not found.", status_code=404)(scope, receive, send)
             return await self.app(scope, receive, send)
@@ -157,7 +146,7 @@ class FileAccessMiddleware:
     async def _upload(self, gradio_app, scope, receive, send):
         """Pass the upload through, and grant the stored paths to the uploader before the client
         sees them."""
-        user = _session_user(gradio_app, Request(scope))
+        user = session_user(gradio_app, scope)
         start: dict | None = None
         chunks: list[bytes] = []
 

@@ -2,8 +2,6 @@
 download, delete with confirmation, open in the Playground)."""
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
 
 import gradio as gr
@@ -11,7 +9,7 @@ import gradio as gr
 from core import models as models_core
 
 from .playground import model_choices
-from .common import EXPERIMENTS, PLAYGROUND, Nav, go_to, ok_text, safe, served, user_of, when
+from .common import EXPERIMENTS, PLAYGROUND, Nav, download_name, go_to, md_escape, ok_text, safe, served, user_of, when
 
 ERRORS = (models_core.ModelError,)
 
@@ -76,22 +74,32 @@ def build_models() -> ModelsUI:
 # ---- views -------------------------------------------------------------------------------------
 
 def caption(m: dict) -> str:
+    """The card's line; someone else's public model has no dataset to show (core leaves it out)."""
     who = "" if m["mine"] else f" · by {m['owner']}"
-    return (f"{m['name']} · {m.get('resolution') or '?'} px · {m.get('dataset') or '?'} · "
+    dataset = f" · {m.get('dataset') or '?'}" if m["mine"] else ""
+    return (f"{m['name']} · {m.get('resolution') or '?'} px{dataset} · "
             f"{(m.get('step') or 0):,} steps · {'public' if m.get('public') else 'private'}{who}")
 
 
-def file_name(name: str) -> str:
-    return (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:60] or "model") + ".safetensors"
+def download_view(model_id: str, user: str) -> gr.DownloadButton:
+    """The file the user may download (for others: a copy without private metadata) under the
+    model's current name; served() hard-links it, so a selection costs no copy."""
+    path, name = models_core.download_path(model_id, user)
+    return gr.DownloadButton(value=served(path, name))
 
 
 def provenance_view(m: dict) -> str:
+    """The owner's model: every row. Someone else's: the rows core let through (no dataset, experiment,
+    or imported base model)."""
     rows = [("Resolution", f"{m.get('resolution') or '?'} px"), ("Base model", m.get("base_model")),
             ("Dataset", m.get("dataset")), ("Trained", f"{(m.get('step') or 0):,} steps"),
             ("Experiment", m.get("experiment")), ("Saved", when(m.get("created"))),
             ("Owner", m["owner"]), ("Size", f"{(m.get('bytes') or 0) / 1e6:,.1f} MB")]
-    lines = "\n".join(f"- **{k}:** {html.escape(str(v)) if v else '—'}" for k, v in rows)
-    return f"### {html.escape(m['name'])}\n\n{lines}"
+    if not m["mine"]:
+        hidden = {"Base model": "base_model", "Dataset": "dataset", "Experiment": "experiment"}
+        rows = [(k, v) for k, v in rows if k not in hidden or hidden[k] in m]
+    lines = "\n".join(f"- **{k}:** {md_escape(v) if v else '—'}" for k, v in rows)
+    return f"### {md_escape(m['name'])}\n\n{lines}"
 
 
 def list_view(ui: ModelsUI, items: list[dict], chosen: str | None) -> dict:
@@ -107,7 +115,7 @@ def overview_view(ui: ModelsUI, m: dict) -> dict:
     mine = m["mine"]
     about = provenance_view(m)
     if not mine:
-        about += (f"\n\nShared by **{html.escape(m['owner'])}**: you can download it and use it in the "
+        about += (f"\n\nShared by **{md_escape(m['owner'])}**: you can download it and use it in the "
                   "Playground.")
     return {ui.overview: gr.Column(visible=True), ui.grid: served(m["grid_path"]), ui.provenance: about,
             ui.new_name: gr.Textbox(value=m["name"], interactive=mine, visible=mine),
@@ -142,26 +150,26 @@ def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
     @safe(ui.message, ERRORS)
     def rename_model(model_id, name, request: gr.Request):
         m = models_core.rename_model(model_id or "", user_of(request), name)
-        return {**list_view(ui, models_core.list_models(user_of(request)), m["id"]),
+        return {**list_view(ui, models_core.list_models(user_of(request)), m["id"]), ui.download: download_view(m["id"], user_of(request)),
                 ui.provenance: provenance_view(m), ui.message: ok_text(f"Renamed to “{m['name']}”.")}
 
     @safe(ui.message, ERRORS)
     def set_public(model_id, public, request: gr.Request):
         m = models_core.set_public(model_id or "", user_of(request), bool(public))
-        return {ui.message: ok_text("Public: every signed-in user can now use it." if m["public"]
+        return {**list_view(ui, models_core.list_models(user_of(request)), m["id"]),
+                ui.message: ok_text("Public: every signed-in user can now use it." if m["public"]
                                     else "Private: only you can see it.")}
 
     @safe(ui.message, ERRORS)
     def download_model(model_id, request: gr.Request):
-        m = models_core.get_model(model_id or "", user_of(request))   # a hard link, not a copy: cheap on select
-        return {ui.download: gr.DownloadButton(value=served(m["weights_path"], file_name(m["name"]))), ui.message: ""}
+        return {ui.download: download_view(model_id or "", user_of(request)), ui.message: ""}
 
     @safe(ui.message, ERRORS)
     def ask_delete(model_id, request: gr.Request):
         m = models_core.get_model(model_id or "", user_of(request))
         if not m["mine"]:  # someone else's public model: readable, never deletable
             raise models_core.ModelNotOwner("Only the owner can change this model")
-        text = (f"**Delete “{html.escape(m['name'])}”?** Its file will be gone; the experiment stays, "
+        text = (f"**Delete “{md_escape(m['name'])}”?** Its file will be gone; the experiment stays, "
                 "so you can save the snapshot again.")
         return {ui.confirm: gr.Group(visible=True), ui.confirm_md: text}
 
@@ -182,9 +190,10 @@ def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
     ui.chosen.change(download_model, ui.chosen, [ui.download, ui.message], api_name="download_model", **quiet)
     ui.cards.select(pick_card, None, ui.chosen, api_name=False)
     ui.empty_btn.click(lambda: go_to(EXPERIMENTS), None, nav.tabs, api_name=False)
-    ui.rename_btn.click(rename_model, [ui.chosen, ui.new_name], [*list_outs, ui.provenance], api_name="rename_model")
-    ui.new_name.submit(rename_model, [ui.chosen, ui.new_name], [*list_outs, ui.provenance], api_name=False)
-    ui.public.input(set_public, [ui.chosen, ui.public], ui.message, api_name="set_model_public")
+    ui.rename_btn.click(rename_model, [ui.chosen, ui.new_name], [*list_outs, ui.provenance, ui.download],
+                        api_name="rename_model")
+    ui.new_name.submit(rename_model, [ui.chosen, ui.new_name], [*list_outs, ui.provenance, ui.download], api_name=False)
+    ui.public.input(set_public, [ui.chosen, ui.public], list_outs, api_name="set_model_public")
     ui.delete_btn.click(ask_delete, ui.chosen, [ui.confirm, ui.confirm_md, ui.message], api_name="ask_delete_model")
     ui.confirm_yes.click(delete_model, ui.chosen, [*list_outs, ui.confirm], api_name="delete_model")
     ui.confirm_no.click(lambda: gr.Group(visible=False), None, ui.confirm, api_name=False)

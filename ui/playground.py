@@ -67,7 +67,7 @@ def build_playground() -> PlaygroundUI:
                         mix_layers = gr.Radio([("Coarse: pose, shape", "0-4"), ("Middle: features", "4-8")],
                                               value="0-4", label="Take from it")
                     with gr.Row():
-                        direction = gr.Dropdown([(f"SeFa direction {i + 1}", i) for i in range(10)], value=0,
+                        direction = gr.Dropdown([(f"SeFa direction {i + 1}", str(i)) for i in range(10)], value="0",
                                                 label="Direction (found in the model's weights)")
                         strength = gr.Slider(-10, 10, value=0, step=0.5, label="Move along it")
                 message = gr.Markdown(elem_classes=["atelier-msg"])

@@ -112,6 +112,21 @@ def fetch_to_part(url: str, part: Path, progress_fn: ProgressFn | None = None,
     return done
 
 
+def fetch_resuming(url: str, part: Path, progress_fn: ProgressFn | None = None, timeout: float = DEFAULT_TIMEOUT,
+                   *, retries: int = 2, **limits) -> int:
+    """``fetch_to_part``, retried ``retries`` times after an interruption, each time resuming from what
+    ``part`` holds (a Range request); other errors are raised at once. ``part`` stays on a final
+    interruption, so the next call resumes too."""
+    for attempt in range(retries + 1):
+        try:
+            return fetch_to_part(url, part, progress_fn, timeout, **limits)
+        except DownloadError as e:
+            if "interrupted" not in str(e) or attempt == retries:
+                raise
+            time.sleep(min(2.0 ** attempt, 10.0) * 0.1)
+    raise AssertionError("unreachable")
+
+
 # ----------------------------------------------------------------------------------------------
 # Downloads
 
@@ -137,14 +152,7 @@ def download_checkpoint(name: str, progress_fn: ProgressFn | None = None, timeou
             _sidecar_path(name).unlink(missing_ok=True)
             raise DownloadError(f"{name} in the cache did not match its recorded sha256 (damaged on disk?); "
                                 "it was removed: download it again")
-        for attempt in range(retries + 1):
-            try:
-                fetch_to_part(entry.url, part, progress_fn, timeout)
-                break
-            except DownloadError as e:
-                if "interrupted" not in str(e) or attempt == retries:
-                    raise
-                time.sleep(min(2.0 ** attempt, 10.0) * 0.1)
+        fetch_resuming(entry.url, part, progress_fn, timeout, retries=retries)
         digest = sha256_file(part)
         if entry.sha256 and digest != entry.sha256:
             part.unlink()

@@ -1,6 +1,7 @@
 """Imports of user checkpoints: a local file or an http(s) URL, validated, within quota, kept under an opaque id."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -13,8 +14,9 @@ from core import quota
 from core.storage import DEFAULT_USER, atomic_write_json, read_json
 
 from .cache import _imported, _imported_dir, _index_path, _lock, _validate, sha256_file
-from .common import DEFAULT_TIMEOUT, IMPORT_SUFFIXES, MAX_IMPORT_BYTES, CheckpointsError, ImportRefused, ProgressFn, _mb
-from .download import fetch_to_part
+from .common import (DEFAULT_TIMEOUT, IMPORT_SUFFIXES, MAX_IMPORT_BYTES, CheckpointsError, DownloadError, ImportRefused,
+                     ProgressFn, _mb)
+from .download import fetch_resuming
 from .entries import _CATALOG, _check_name
 from .thumbnails import _try_thumbnail
 
@@ -30,13 +32,22 @@ def _default_import_name(source: str, taken) -> str:
     return name
 
 
+def partial_download(user: str, url: str) -> Path:
+    """Where a download of ``url`` for ``user`` is kept while incomplete: the same place on every try,
+    so a cut-off download resumes (a Range request) instead of starting over."""
+    digest = hashlib.sha256(f"{user}\0{url}".encode()).hexdigest()[:24]
+    return _imported_dir() / f"partial-{digest}.part"
+
+
 def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, user: str | None = None,
                       progress_fn: ProgressFn | None = None, timeout: float = DEFAULT_TIMEOUT, *,
-                      thumbnail: bool = True) -> dict:
+                      thumbnail: bool = True, retries: int = 2) -> dict:
     """Copy a local file or download an http(s) URL into the imports, validated by ``load_checkpoint``.
 
     Returns the index record plus ``name`` and ``path``. A refused file is deleted and raises
     :class:`ImportRefused`; a name that is taken or not plain raises :class:`CheckpointsError`.
+    A download cut off (after ``retries`` resumed tries) raises :class:`DownloadError` and keeps what
+    it received: the next import of the same URL by the same user resumes from there.
     The file counts against the user's storage quota: one that does not fit is refused before
     anything is written (a download without a length, as soon as it has received too much).
     """
@@ -70,10 +81,11 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
         raise ImportRefused(str(e)) from None
     cid = secrets.token_hex(8)
     dest = _imported_dir() / f"{cid}{suffix}"
-    tmp = _imported_dir() / f"{cid}.part"
+    tmp = partial_download(user, source) if is_url else _imported_dir() / f"{cid}.part"
     try:
         if is_url:
-            fetch_to_part(source, tmp, progress_fn, timeout, max_bytes=MAX_IMPORT_BYTES, size_check=room.check)
+            fetch_resuming(source, tmp, progress_fn, timeout, retries=retries, max_bytes=MAX_IMPORT_BYTES,
+                           size_check=room.check)
         else:
             shutil.copyfile(src, tmp)
         try:
@@ -86,6 +98,10 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
     except quota.QuotaExceeded as e:
         tmp.unlink(missing_ok=True)
         raise ImportRefused(str(e)) from None
+    except DownloadError as e:
+        if "interrupted" not in str(e):
+            tmp.unlink(missing_ok=True)
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -76,6 +76,9 @@ class _Bar:
             self.bar.total = total
         self.bar.update(done - self.bar.n)
 
+    def say(self, message: str) -> None:
+        self.bar.write(message, file=sys.stderr)
+
     def close(self):
         self.bar.close()
 
@@ -91,7 +94,8 @@ def cmd_import(args) -> int:
         report = import_dataset(args.sources, args.name, user=_user(args), crop=args.crop, resolution=args.resolution,
                                 min_size=MIN_SIZE if args.min_size is None else args.min_size, background=bg,
                                 inflate={"mirror": args.mirror, "rotate": args.rotate, "zoom": args.zoom},
-                                replace=args.replace, progress_fn=bar, video_fps=args.fps, workers=args.workers)
+                                replace=args.replace, progress_fn=bar, video_fps=args.fps, workers=args.workers,
+                                wait_fn=bar.say)
     except DatasetError as e:
         bar.close()
         if args.json and e.report is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..stylegan.train_config import PRECISIONS
 from . import UserError
 from ..storage import DEFAULT_USER
 
@@ -33,6 +34,11 @@ def add_train_options(p) -> None:
                    help="comma-separated metrics at snapshots: swd, memorisation, fid, kid (fid/kid need --inception)")
     p.add_argument("--inception", default="", help="a TorchScript Inception weights file you supply, for fid/kid")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="fp32, fp16 (the original's mixed precision, CUDA only), bf16 (CUDA and CPU), "
+                        "or auto: chosen for the device and named in the run's log")
+    p.add_argument("--compile", action="store_true", help="torch.compile the discriminator (falls back with a "
+                                                          "log line where no compiler works)")
 
 
 def config_from_args(args):
@@ -43,7 +49,8 @@ def config_from_args(args):
                            lr_d=args.lr, r1_gamma=args.r1_gamma, pl_weight=args.pl_weight,
                            time_budget_s=args.time_budget * 60, seed=args.seed,
                            metrics=tuple(m for m in args.metrics.split(",") if m),
-                           inception_path=getattr(args, "inception", "")).validate()
+                           inception_path=getattr(args, "inception", ""), precision=args.precision,
+                           compile=args.compile).validate()
     except ConfigError as e:
         raise UserError(f"--{str(e).split(':')[0].replace('_', '-')}:{str(e).split(':', 1)[1]}") from None
 

@@ -1,4 +1,4 @@
-"""``python -m core.cli users add|remove|passwd|list|quota``: the accounts of ``python app.py --auth FILE``
+"""``python -m core.cli users add|remove|passwd|revoke|list|quota``: the accounts of ``python app.py --auth FILE``
 and their storage quotas."""
 from __future__ import annotations
 
@@ -6,18 +6,24 @@ import sys
 
 from core.cli import UserError
 
+SESSIONS_END = ("Every session of {name} has ended: a running app answers their next request with the sign-in "
+                "page (401 over the API).")
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("users", help="add and remove users, set passwords (for app.py --auth FILE)",
+    p = subparsers.add_parser("users", help="add and remove users, set passwords, end sessions (app.py --auth FILE)",
                               description="Manage the auth file: users with salted scrypt password hashes. "
-                                          "The default file is <ATELIER_HOME>/users.json.")
+                                          "The default file is <ATELIER_HOME>/users.json. passwd, remove and "
+                                          "revoke end the user's sessions in a running app at once.")
     sub = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    for action, helptext in (("add", "add a user"), ("remove", "remove a user (their data stays)"),
-                             ("passwd", "set a user's password")):
+    for action, helptext in (("add", "add a user"),
+                             ("remove", "remove a user and end their sessions (their data stays)"),
+                             ("passwd", "set a user's password and end their sessions"),
+                             ("revoke", "end a user's sessions (sign them out everywhere); the password stays")):
         a = sub.add_parser(action, help=helptext)
         a.add_argument("name", metavar="NAME", help="1-32 of a-z 0-9 . _ -, starting with a letter or digit")
         a.add_argument("--file", default=None, help="auth file (default: <ATELIER_HOME>/users.json)")
-        if action != "remove":
+        if action in ("add", "passwd"):
             a.add_argument("--password-stdin", action="store_true",
                            help="read the password from the first line of stdin instead of prompting")
         a.set_defaults(func=run, action=action)
@@ -69,10 +75,14 @@ def run(args) -> int:
             if args.name not in users.list_users(path):
                 raise users.UsersError(f"No user named {args.name!r}")
             users.set_password(path, args.name, _password(args))
-            print(f"password of {args.name} changed in {path}")
+            print(f"password of {args.name} changed in {path}. {SESSIONS_END.format(name=args.name)}")
+        elif args.action == "revoke":
+            users.revoke_sessions(path, args.name)
+            print(SESSIONS_END.format(name=args.name))
         else:
             users.remove_user(path, args.name)
-            print(f"removed {args.name} from {path} (their data under the data root is kept)")
+            print(f"removed {args.name} from {path} (their data under the data root is kept). "
+                  f"{SESSIONS_END.format(name=args.name)}")
     except users.UsersError as e:
         raise UserError(str(e)) from None
     return 0

@@ -8,6 +8,12 @@ import sys
 import threading
 
 
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and Ctrl-C set ``stop``: the worker finishes its step, writes a snapshot, requeues, exits."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+
 def _one_per_device(args) -> int:
     """A worker process per device of this machine, stopped together (SIGTERM/SIGINT passed on)."""
     from ..jobs.devices import machine_devices
@@ -15,6 +21,8 @@ def _one_per_device(args) -> int:
     if args.devices != "all":
         raise UserError(f"--devices takes 'all' (one worker per GPU), not {args.devices!r}")
     extra = ["--poll", str(args.poll)] + (["--once"] if args.once else []) + (["--quiet"] if args.quiet else [])
+    if args.stall_timeout is not None:
+        extra += ["--stall-timeout", str(args.stall_timeout)]
     found = machine_devices()
     if not found[0].startswith("cuda"):
         print(f"no GPU on this machine: one worker on {found[0]}", file=sys.stderr, flush=True)
@@ -25,20 +33,24 @@ def _one_per_device(args) -> int:
 
 
 def run(args) -> int:
-    from ..jobs import Worker
+    from ..jobs import JobsError, Worker
     if args.devices:
         return _one_per_device(args)
     from ..stylegan.trainer import resolve_device
+    from . import UserError
     try:
         device = str(resolve_device(args.device))
     except RuntimeError as e:
-        from . import UserError
+        raise UserError(str(e)) from None
+    if args.stall_timeout is not None and not 0 < args.stall_timeout < float("inf"):
+        raise UserError(f"--stall-timeout must be a number of seconds above 0, not {args.stall_timeout}")
+    log = (lambda line: print(line, flush=True)) if not args.quiet else None
+    try:
+        worker = Worker(device=device, poll=args.poll, log=log, stall_s=args.stall_timeout)
+    except JobsError as e:  # a bad ATELIER_JOB_STALL_S
         raise UserError(str(e)) from None
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())  # finish the step, snapshot, requeue, exit
-    log = (lambda line: print(line, flush=True)) if not args.quiet else None
-    worker = Worker(device=device, poll=args.poll, log=log)
+    stop_on_signals(stop)
     print(f"worker {worker.id} on {device} (pid {worker.identity['pid']}); Ctrl-C stops", file=sys.stderr, flush=True)
     if args.once:
         worker.run_once()
@@ -50,12 +62,15 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("worker", help="run queued training experiments on one device",
-                              description="Takes experiments from the queue in order and trains them. Start one "
-                                          "per GPU; they share the queue safely. Interrupted runs are resumed.")
+                              description="Takes experiments from the queue, taking turns between users, and "
+                                          "trains them. Start one per GPU; they share the queue safely. Interrupted "
+                                          "runs are resumed; a job that stops making progress is failed.")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--devices", default=None, metavar="all",
                    help="'all': one worker process per GPU of this machine (they share the queue)")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between looks at an empty queue")
     p.add_argument("--once", action="store_true", help="run at most one experiment, then exit")
+    p.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS",
+                   help="fail a job that makes no progress for this long (default: ATELIER_JOB_STALL_S, or 1800)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)

@@ -79,8 +79,10 @@ def delete_dataset(name_or_id: str, user: str = DEFAULT_USER) -> dict:
 
 # --- packing ----------------------------------------------------------------------------------
 
-def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, workers, user: str | None = None) -> Path:
-    """Pack a dataset folder; with ``user``, within their storage quota (checked before and while packing)."""
+def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, workers, user: str | None = None,
+                 should_stop=None) -> Path:
+    """Pack a dataset folder; with ``user``, within their storage quota (checked before and while packing).
+    ``should_stop()`` is asked about once a second; yes ends the packing with ``DecodingStopped``."""
     meta = _meta(folder)
     res = validate_resolution(resolution)
     crop = validate_crop(crop or meta["crop"])
@@ -93,14 +95,15 @@ def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, w
         check_room(room, packed_bytes_estimate(len(meta["files"]), res, crop, inf))
     tmp = folder / "packs" / f".tmp-{secrets.token_hex(6)}"
     writer = PackWriter(tmp, res, crop, inf)
-    written = 0
+    written, results = 0, None
     try:
         opt = {"resolution": res, "crop": crop, "inflate": inf, "background": tuple(meta.get("background", (255, 255, 255))),
                "min_size": 1, "store_dir": None}
         files = meta["files"]
         tasks = ({"index": i, "label": f["source"], "ref": ("file", str(folder / "images" / f["file"])), "opt": opt}
                  for i, f in enumerate(files))
-        for k, r in enumerate(run_tasks(tasks, workers, len(files)), 1):
+        results = run_tasks(tasks, workers, len(files), should_stop=should_stop)
+        for k, r in enumerate(results, 1):
             if r["ok"]:
                 for a in r["packed"]:
                     writer.append(a)
@@ -120,6 +123,8 @@ def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, w
             shutil.rmtree(tmp, ignore_errors=True)
         return dest
     except BaseException:
+        if results is not None:
+            results.close()  # the decoding pool goes now, not when the traceback is freed
         if writer is not None:
             writer.abort()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -127,17 +132,18 @@ def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, w
 
 
 def pack_dataset(name_or_id: str, resolution: int, user: str = DEFAULT_USER, *, crop: str | None = None,
-                 progress_fn=None, workers: int | None = None) -> Path:
+                 progress_fn=None, workers: int | None = None, should_stop=None) -> Path:
     """The pack folder of a dataset at ``resolution`` (and its crop mode unless ``crop`` is given),
-    made from the stored images if it does not exist yet, within the user's storage quota. Idempotent."""
+    made from the stored images if it does not exist yet, within the user's storage quota. Idempotent.
+    ``should_stop()``, asked about once a second, ends the packing with ``DecodingStopped``."""
     _, folder = store.resolve(name_or_id, user)
-    return _pack_folder(folder, resolution, crop, progress_fn, workers, user)
+    return _pack_folder(folder, resolution, crop, progress_fn, workers, user, should_stop)
 
 
 def open_packed(name_or_id_or_path, resolution: int, user: str = DEFAULT_USER, *, crop: str | None = None,
-                progress_fn=None) -> PackedDataset:
+                progress_fn=None, should_stop=None) -> PackedDataset:
     """A :class:`PackedDataset` for a dataset name/id, a dataset folder or a pack folder
-    (packing first if needed)."""
+    (packing first if needed; see :func:`pack_dataset` for ``progress_fn`` and ``should_stop``)."""
     res = validate_resolution(resolution)
     # Names cannot hold '/', so a string with one (or any Path) is a folder.
     if isinstance(name_or_id_or_path, os.PathLike) or "/" in str(name_or_id_or_path):
@@ -148,6 +154,7 @@ def open_packed(name_or_id_or_path, resolution: int, user: str = DEFAULT_USER, *
                 raise DatasetError(f"That pack is {ds.resolution} px, not {res} px.")
             return ds
         if (p / "meta.json").exists():
-            return PackedDataset(_pack_folder(p, res, crop, progress_fn, None))
+            return PackedDataset(_pack_folder(p, res, crop, progress_fn, None, should_stop=should_stop))
         raise DatasetError(f"{p} is neither a dataset nor a pack folder.")
-    return PackedDataset(pack_dataset(name_or_id_or_path, res, user, crop=crop, progress_fn=progress_fn))
+    return PackedDataset(pack_dataset(name_or_id_or_path, res, user, crop=crop, progress_fn=progress_fn,
+                                      should_stop=should_stop))

@@ -15,6 +15,7 @@ MAX_IMAGES = 25_000
 MAX_TOTAL_BYTES = 5 * 1000**3          # 5 GB of source files (zip members: uncompressed size)
 SUGGESTED_RANGE = (500, 5_000)
 WARN_BELOW = 300
+MIN_TO_TRAIN = 10                      # below this a model can only copy its few images: Start asks first
 
 # Per-image limits.
 MIN_SIZE = 64                          # px on the short side: below this an image carries too little to learn from
@@ -24,6 +25,12 @@ MAX_FILE_BYTES = 256 * 1024**2         # one image file; larger is refused unrea
 # Zip safety.
 MAX_ZIP_MEMBERS = 50_000
 MAX_ZIP_RATIO = 1_000                  # uncompressed/compressed above this (and > 16 MB) is a zip bomb
+
+# Paths of dropped folders (uploads): checked before any folder is made.
+MAX_UPLOAD_ENTRIES = MAX_ZIP_MEMBERS   # files described in one drop, as for a zip
+MAX_PATH_DEPTH = 32                    # folders deep; real photo libraries are a few levels
+MAX_NAME_BYTES = 255                   # one file or folder name: the file systems' NAME_MAX
+MAX_PATH_CHARS = 1024                  # a whole relative path
 
 # The normalised copy kept of each accepted image: enough for every packed resolution up to 1024.
 # An image is downscaled only while it keeps >= STORE_SHORT_SIDE px on the short side and its long

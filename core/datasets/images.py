@@ -5,6 +5,7 @@ a reason or stores its normalised copy, and returns the packed pixels and hashes
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -14,8 +15,10 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from . import memory
 from .common import (BLACK_MAX, FLAT_STD, MAX_FILE_BYTES, MAX_PIXELS, STORE_JPEG_QUALITY,
                      STORE_LONG_SIDE, STORE_SHORT_SIDE)
+from .memory import decode_cost
 from .sources import read_ref
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is refused, never padded with grey
@@ -79,12 +82,7 @@ def _to_rgb(img: Image.Image, background, notes: list[str], bit16: bool) -> Imag
     if bit16:
         notes.append("16bit")
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        if mode == "F" and a.max(initial=0) <= 1.0:
-            a = a * 255.0
-        else:
-            a = a / 257.0
-        img = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+        img = Image.fromarray(to_8bit(np.asarray(img), unit_range=mode == "F"), "L")
         mode = "L"
     if mode in ("1", "L", "LA", "La"):
         notes.append("grayscale")
@@ -99,11 +97,24 @@ def _to_rgb(img: Image.Image, background, notes: list[str], bit16: bool) -> Imag
         notes.append("color_mode")
     if mode in ("RGBA", "RGBa", "LA", "La", "PA") or (mode == "L" and "transparency" in img.info):
         notes.append("alpha")
-        rgba = img.convert("RGBA")
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
         out = Image.new("RGB", rgba.size, tuple(background))
         out.paste(rgba, mask=rgba.getchannel("A"))
         return out
     return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def to_8bit(a: np.ndarray, unit_range: bool, band_pixels: int = 1 << 20) -> np.ndarray:
+    """16-bit or float pixels as uint8 (float images in 0..1 are scaled by 255, others by 1/257),
+    converted a band of rows at a time so a 100 MP image needs no full-size float copy."""
+    up = unit_range and a.max(initial=0) <= 1.0
+    out = np.empty(a.shape, dtype=np.uint8)
+    rows = max(1, band_pixels // max(1, a.shape[1]))
+    for r in range(0, a.shape[0], rows):
+        band = a[r:r + rows].astype(np.float64)
+        band = band * 255.0 if up else band / 257.0
+        out[r:r + rows] = np.clip(np.rint(band), 0, 255)
+    return out
 
 
 def _check_content(small: np.ndarray) -> None:
@@ -174,24 +185,42 @@ def _store_scale(w: int, h: int) -> float:
     return min(1.0, s)
 
 
-def decode(data: bytes | None, *, frame=None, want: int, background=(255, 255, 255), min_size: int = 1):
+def decoded_size(img: Image.Image) -> tuple[int, int]:
+    """At most the size ``decode`` decodes ``img`` at: a JPEG is decoded at the DCT scale (1/2, 1/4,
+    1/8) that keeps both sides at least STORE_SHORT_SIDE (or smaller still, for a pack-only need)."""
+    w, h = img.size
+    if img.format not in ("JPEG", "MPO"):
+        return w, h
+    scale = min(w // STORE_SHORT_SIDE, h // STORE_SHORT_SIDE)
+    a = next((a for a in (8, 4, 2, 1) if scale >= a), 1)
+    return (w + a - 1) // a, (h + a - 1) // a
+
+
+def decode(data: bytes | None, *, frame=None, want: int, background=(255, 255, 255), min_size: int = 1,
+           reserve=None):
     """Decode one image with every check. Returns ``(rgb, notes, header_size, verbatim)``.
 
     ``want`` is the smallest short side the caller needs (JPEGs are decoded at a reduced scale
     down to it). ``verbatim`` is True when the file itself is already a normalised copy: an 8-bit
     RGB JPEG or PNG, upright, without alpha, within the store cap; then it can be kept byte for byte.
+    ``reserve(nbytes)``, when given, is called with what decoding will take at most
+    (:func:`memory.decode_cost` of :func:`decoded_size`) after the header is read and before any
+    pixel is decoded; it may wait for memory.
     """
     notes: list[str] = []
     if frame is not None:
         w, h, rgb = frame
-        img = Image.frombytes("RGB", (w, h), rgb)
         if min(w, h) < min_size:
             raise Reject(f"too small: {w}x{h} px (minimum {min_size} px on the short side)")
-        return img, notes, (w, h), False
+        if reserve is not None:
+            reserve(decode_cost("RGB", w, h, len(rgb)))
+        return Image.frombytes("RGB", (w, h), rgb), notes, (w, h), False
     img = _open(data)
     w, h = img.size
     if min(w, h) < min_size:
         raise Reject(f"too small: {w}x{h} px (minimum {min_size} px on the short side)")
+    if reserve is not None:  # before getexif: for a PNG it decodes the whole image
+        reserve(decode_cost(img.mode, *decoded_size(img), len(data)))
     if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":  # MPO: a JPEG with a preview
         notes.append("animated")
     try:
@@ -239,37 +268,14 @@ def fingerprint(img: Image.Image) -> tuple[bytes, int, np.ndarray]:
 
 
 def process_item(task: dict) -> dict:
-    """Run in a worker: read, validate, store the normalised copy, pack. Never raises."""
-    i, label, ref, opt = task["index"], task["label"], task["ref"], task["opt"]
-    out = {"index": i, "label": label}
+    """Run in a worker: read, validate, store the normalised copy, pack. Never raises.
+
+    The memory an image takes is reserved from the decoding budget (``memory.current_budget``: the
+    pool's, or this process's) from the moment its header is read until its result is ready."""
+    out = {"index": task["index"], "label": task["label"]}
     try:
-        data = None if ref[0] == "frame" else read_ref(ref)
-        frame = ref[1:] if ref[0] == "frame" else None
-        want = opt["resolution"] or 128
-        img, notes, size, verbatim = decode(data, frame=frame, want=want, background=opt["background"],
-                                            min_size=opt["min_size"])
-        digest, dh, small = fingerprint(img)
-        if opt.get("store_dir"):
-            if verbatim:
-                ext = ".jpg" if img.format == "JPEG" or (data[:2] == b"\xff\xd8") else ".png"
-                stored, blob = f"{i:06d}{ext}", data
-            else:
-                lossy = frame is not None or (data is not None and data[:2] == b"\xff\xd8")
-                buf = io.BytesIO()
-                if lossy:
-                    img.save(buf, "JPEG", quality=STORE_JPEG_QUALITY)
-                else:
-                    img.save(buf, "PNG", compress_level=1)
-                stored, blob = f"{i:06d}{'.jpg' if lossy else '.png'}", buf.getvalue()
-            with open(os.path.join(opt["store_dir"], stored), "wb") as f:
-                f.write(blob)
-            out.update(stored=stored, stored_bytes=len(blob),
-                       stored_size=size if verbatim else img.size)
-        if opt["resolution"]:
-            base = to_training(img, opt["resolution"], opt["crop"], opt["background"])
-            out["packed"] = [chw(v) for v in inflate_variants(base, opt["inflate"], seed=i)]
-        out.update(ok=True, notes=notes, digest=digest, dhash=dh, thumb=small, size=size,
-                   short=min(size))
+        with contextlib.ExitStack() as held:
+            _process(task, out, reserve=lambda nbytes: held.enter_context(memory.hold(nbytes)))
     except Reject as e:
         out.update(ok=False, reason=str(e))
     except MemoryError:
@@ -277,3 +283,32 @@ def process_item(task: dict) -> dict:
     except Exception as e:  # a decoder bug must not end the import: report the file instead
         out.update(ok=False, reason=f"unreadable ({e.__class__.__name__}: {str(e)[:100]})")
     return out
+
+
+def _process(task: dict, out: dict, reserve) -> None:
+    i, ref, opt = task["index"], task["ref"], task["opt"]
+    data = None if ref[0] == "frame" else read_ref(ref)
+    frame = ref[1:] if ref[0] == "frame" else None
+    want = opt["resolution"] or 128
+    img, notes, size, verbatim = decode(data, frame=frame, want=want, background=opt["background"],
+                                        min_size=opt["min_size"], reserve=reserve)
+    digest, dh, small = fingerprint(img)
+    if opt.get("store_dir"):
+        if verbatim:
+            ext = ".jpg" if img.format == "JPEG" or (data[:2] == b"\xff\xd8") else ".png"
+            stored, blob = f"{i:06d}{ext}", data
+        else:
+            lossy = frame is not None or (data is not None and data[:2] == b"\xff\xd8")
+            buf = io.BytesIO()
+            if lossy:
+                img.save(buf, "JPEG", quality=STORE_JPEG_QUALITY)
+            else:
+                img.save(buf, "PNG", compress_level=1)
+            stored, blob = f"{i:06d}{'.jpg' if lossy else '.png'}", buf.getvalue()
+        with open(os.path.join(opt["store_dir"], stored), "wb") as f:
+            f.write(blob)
+        out.update(stored=stored, stored_bytes=len(blob), stored_size=size if verbatim else img.size)
+    if opt["resolution"]:
+        base = to_training(img, opt["resolution"], opt["crop"], opt["background"])
+        out["packed"] = [chw(v) for v in inflate_variants(base, opt["inflate"], seed=i)]
+    out.update(ok=True, notes=notes, digest=digest, dhash=dh, thumb=small, size=size, short=min(size))

@@ -19,10 +19,11 @@ import numpy as np
 from core.storage import DEFAULT_USER, atomic_write_json, read_json
 
 from . import store
-from .common import (MIN_SIZE, NEAR_DUP_BITS, SUGGESTED_RANGE, WARN_BELOW, DatasetError, DatasetExists,
+from .common import (MIN_SIZE, MIN_TO_TRAIN, NEAR_DUP_BITS, SUGGESTED_RANGE, WARN_BELOW, DatasetError, DatasetExists,
                      ImportReport, check_room, inflated_count, packed_bytes_estimate, storage_room,
                      validate_crop, validate_inflate, validate_name, validate_resolution)
 from .catalog import pack_dataset
+from .memory import import_slot
 from .packed import PackWriter
 from .sources import Video, iter_items, plan_sources
 from .workers import run_tasks
@@ -91,7 +92,8 @@ def _progress(fn, done, total):
 def import_dataset(sources, name: str, *, user: str = DEFAULT_USER, crop: str = "center",
                    resolution: int | None = None, min_size: int = MIN_SIZE,
                    background=(255, 255, 255), inflate: dict | None = None, replace: bool = False,
-                   progress_fn=None, video_fps: float = 2.0, workers: int | None = None) -> ImportReport:
+                   progress_fn=None, video_fps: float = 2.0, workers: int | None = None,
+                   wait_fn=None) -> ImportReport:
     """Import folders, zips, videos and images as one dataset named ``name``.
 
     Every file is validated; each refused one is listed in the report with its reason. The
@@ -100,7 +102,9 @@ def import_dataset(sources, name: str, *, user: str = DEFAULT_USER, crop: str = 
     complete. Raises DatasetError (one-line message, ``.report`` when available) on bad input,
     and when the dataset would not fit in the user's storage quota: before anything is written
     for the sources' size (plus the pack), and during the import for what it actually writes.
-    ``progress_fn(done, total)`` is called after each file.
+    ``progress_fn(done, total)`` is called after each file. At most ``memory.imports_at_once()``
+    imports decode at once on a data root; a later one waits its turn, after calling
+    ``wait_fn(message)`` once (the UI and the CLI show the message).
     """
     t0 = time.monotonic()
     name = validate_name(name)
@@ -122,88 +126,91 @@ def import_dataset(sources, name: str, *, user: str = DEFAULT_USER, crop: str = 
     report.total = len(plan.rejected)
     room = storage_room(user)
     check_room(room, plan.total_bytes + (packed_bytes_estimate(plan.count, res, crop, inf) if res else 0))
+    with import_slot(wait_fn):
+        ds_id, tmp = store.new_build_dir(user)
+        writer = results = None
+        try:
+            (tmp / "images").mkdir()
+            if res:
+                writer = PackWriter(tmp / "packs" / f"{crop}-{res}", res, crop, inf)
+            opt = {"resolution": res, "crop": crop, "inflate": inf, "background": bg, "min_size": min_size,
+                   "store_dir": str(tmp / "images")}
+            tasks = ({"index": i, "label": label, "ref": ref, "opt": opt}
+                     for i, (label, ref) in enumerate(iter_items(plan)))
+            files, hashes, thumbs = [], [], []
+            first_of: dict[bytes, str] = {}
+            exact: dict[str, list[str]] = {}
+            upscaled, written = 0, 0
+            expected = plan.count + report.total
+            results = run_tasks(tasks, workers, plan.count)
+            for r in results:
+                report.total += 1
+                label = r["label"]
+                if not r["ok"]:
+                    report.reject(label, r["reason"])
+                elif r["digest"] in first_of:
+                    first = first_of[r["digest"]]
+                    report.reject(label, f"exact duplicate of {first}")
+                    exact.setdefault(first, [first]).append(label)
+                    if r.get("stored"):
+                        os.unlink(tmp / "images" / r["stored"])
+                else:
+                    first_of[r["digest"]] = label
+                    for note in r["notes"]:
+                        report.convert(label, note)
+                        if note == "animated":
+                            report.warnings.append(f"{label}: animated; only its first frame was used.")
+                    files.append({"file": r["stored"], "source": label, "width": r["stored_size"][0],
+                                  "height": r["stored_size"][1], "bytes": r["stored_bytes"]})
+                    hashes.append(r["dhash"])
+                    if len(thumbs) < 16:
+                        thumbs.append(r["thumb"])
+                    if res and r["short"] < res:
+                        upscaled += 1
+                    if writer is not None:
+                        for a in r["packed"]:
+                            writer.append(a)
+                            written += a.size
+                    written += r["stored_bytes"]
+                    check_room(room, written)
+                    report.accepted += 1
+                    report.accepted_files.append(label)
+                _progress(progress_fn, report.total, expected)
 
-    ds_id, tmp = store.new_build_dir(user)
-    writer = None
-    try:
-        (tmp / "images").mkdir()
-        if res:
-            writer = PackWriter(tmp / "packs" / f"{crop}-{res}", res, crop, inf)
-        opt = {"resolution": res, "crop": crop, "inflate": inf, "background": bg, "min_size": min_size,
-               "store_dir": str(tmp / "images")}
-        tasks = ({"index": i, "label": label, "ref": ref, "opt": opt}
-                 for i, (label, ref) in enumerate(iter_items(plan)))
-        files, hashes, thumbs = [], [], []
-        first_of: dict[bytes, str] = {}
-        exact: dict[str, list[str]] = {}
-        upscaled, written = 0, 0
-        expected = plan.count + report.total
-        for r in run_tasks(tasks, workers, plan.count):
-            report.total += 1
-            label = r["label"]
-            if not r["ok"]:
-                report.reject(label, r["reason"])
-            elif r["digest"] in first_of:
-                first = first_of[r["digest"]]
-                report.reject(label, f"exact duplicate of {first}")
-                exact.setdefault(first, [first]).append(label)
-                if r.get("stored"):
-                    os.unlink(tmp / "images" / r["stored"])
-            else:
-                first_of[r["digest"]] = label
-                for note in r["notes"]:
-                    report.convert(label, note)
-                    if note == "animated":
-                        report.warnings.append(f"{label}: animated; only its first frame was used.")
-                files.append({"file": r["stored"], "source": label, "width": r["stored_size"][0],
-                              "height": r["stored_size"][1], "bytes": r["stored_bytes"]})
-                hashes.append(r["dhash"])
-                if len(thumbs) < 16:
-                    thumbs.append(r["thumb"])
-                if res and r["short"] < res:
-                    upscaled += 1
-                if writer is not None:
-                    for a in r["packed"]:
-                        writer.append(a)
-                        written += a.size
-                written += r["stored_bytes"]
-                check_room(room, written)
-                report.accepted += 1
-                report.accepted_files.append(label)
-            _progress(progress_fn, report.total, expected)
+            report.exact_duplicates = _prefer_originals(report, files, exact)
+            report.near_duplicates = [[files[i]["source"] for i in g] for g in near_duplicate_groups(hashes)]
+            report.duplicates = report.exact_duplicates + report.near_duplicates
+            report.training_images = inflated_count(report.accepted, inf)
+            if report.accepted == 0:
+                raise DatasetError(_nothing_usable(report), report)
+            _advise(report, upscaled)
 
-        report.exact_duplicates = _prefer_originals(report, files, exact)
-        report.near_duplicates = [[files[i]["source"] for i in g] for g in near_duplicate_groups(hashes)]
-        report.duplicates = report.exact_duplicates + report.near_duplicates
-        report.training_images = inflated_count(report.accepted, inf)
-        if report.accepted == 0:
-            raise DatasetError(_nothing_usable(report), report)
-        _advise(report, upscaled)
-
-        from .preview import save_mosaic
-        save_mosaic(thumbs, tmp / "mosaic.jpg")
-        meta = {"format_version": FORMAT_VERSION, "id": ds_id, "name": name, "crop": crop, "inflate": inf,
-                "background": list(bg), "min_size": min_size,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "fingerprint": fingerprint, "count": report.accepted, "files": files,
-                "summary": {"total": report.total, "accepted": report.accepted, "rejected": len(report.rejected),
-                            "converted": report.converted, "duplicates": len(report.exact_duplicates),
-                            "near_duplicates": len(report.near_duplicates)}}
-        if writer is not None:
-            writer.close()
-            writer = None
-        report.dataset_id = ds_id
-        report.bytes_stored = store.folder_bytes(tmp)
-        report.seconds = round(time.monotonic() - t0, 2)
-        atomic_write_json(tmp / "report.json", report.to_dict())
-        atomic_write_json(tmp / "meta.json", meta)
-        store.commit(user, name, ds_id, tmp, replace)
-        return report
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            from .preview import save_mosaic
+            save_mosaic(thumbs, tmp / "mosaic.jpg")
+            meta = {"format_version": FORMAT_VERSION, "id": ds_id, "name": name, "crop": crop, "inflate": inf,
+                    "background": list(bg), "min_size": min_size,
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "fingerprint": fingerprint, "count": report.accepted, "files": files,
+                    "summary": {"total": report.total, "accepted": report.accepted, "rejected": len(report.rejected),
+                                "converted": report.converted, "duplicates": len(report.exact_duplicates),
+                                "near_duplicates": len(report.near_duplicates)}}
+            if writer is not None:
+                writer.close()
+                writer = None
+            report.dataset_id = ds_id
+            report.bytes_stored = store.folder_bytes(tmp)
+            report.seconds = round(time.monotonic() - t0, 2)
+            atomic_write_json(tmp / "report.json", report.to_dict())
+            atomic_write_json(tmp / "meta.json", meta)
+            store.commit(user, name, ds_id, tmp, replace)
+            return report
+        except BaseException:
+            if results is not None:
+                results.close()  # the decoding pool goes now, not when the traceback is freed
+            if writer is not None:
+                writer.abort()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 _COPY_NAME = re.compile(r"(?i)(copy|kopie|copie|dup)|\(\d+\)\s*$|~\d*$")
@@ -239,22 +246,46 @@ def _nothing_usable(report: ImportReport) -> str:
     return f"None of the {report.total} files can be used ({top})."
 
 
-def _advise(report: ImportReport, upscaled: int) -> None:
-    n = report.accepted
+def size_advice(n: int) -> str | None:
+    """One sentence about a dataset of ``n`` usable images, or None when the size is as suggested."""
     lo, hi = SUGGESTED_RANGE
+    if n < MIN_TO_TRAIN:
+        return (f"Only {n:,} usable image{'s' if n != 1 else ''}: with fewer than {MIN_TO_TRAIN} a model can only "
+                f"copy them, not learn a style; {lo:,} to {hi:,} are suggested (at least {WARN_BELOW}).")
     if n < WARN_BELOW:
-        report.warnings.append(f"Only {n:,} usable images: fewer than {WARN_BELOW} is risky; "
-                               f"{lo:,} to {hi:,} are suggested, similar in content and style.")
-    elif n < lo:
-        report.warnings.append(f"{n:,} usable images can work; {lo:,} to {hi:,} are suggested.")
-    elif n > hi:
-        report.warnings.append(f"{n:,} images: more than the {hi:,} suggested; training takes longer to see them all.")
+        return (f"Only {n:,} usable images: fewer than {WARN_BELOW} is risky; "
+                f"{lo:,} to {hi:,} are suggested, similar in content and style.")
+    if n < lo:
+        return f"{n:,} usable images can work; {lo:,} to {hi:,} are suggested."
+    if n > hi:
+        return f"{n:,} images: more than the {hi:,} suggested; training takes longer to see them all."
+    return None
+
+
+NAMED_GROUPS = 5     # near-duplicate groups named in the warning (all of them are in the report)
+
+
+def near_duplicates_text(groups: list[list[str]]) -> str:
+    """'a.jpg ≈ b.jpg; c.jpg ≈ d.jpg ≈ e.jpg' (the first few groups, each file by its path)."""
+    named = "; ".join(" ≈ ".join(g[:4]) + (f" (and {len(g) - 4} more)" if len(g) > 4 else "")
+                      for g in groups[:NAMED_GROUPS])
+    return named + (f"; and {len(groups) - NAMED_GROUPS:,} more groups" if len(groups) > NAMED_GROUPS else "")
+
+
+def _advise(report: ImportReport, upscaled: int) -> None:
+    advice = size_advice(report.accepted)
+    if advice:
+        report.warnings.append(advice)
     if upscaled:
         report.warnings.append(f"{upscaled:,} images are smaller than {report.resolution} px and were enlarged.")
     if report.near_duplicates:
-        report.warnings.append(f"{len(report.near_duplicates):,} group(s) of near-duplicate images were kept: review them.")
-    if report.training_images != n:
-        report.warnings.append(f"Inflation turns {n:,} images into {report.training_images:,} training images.")
+        k = len(report.near_duplicates)
+        report.warnings.append(f"{k:,} group{'s' if k != 1 else ''} of near-duplicate images "
+                               f"{'were' if k != 1 else 'was'} kept; review them: "
+                               f"{near_duplicates_text(report.near_duplicates)}.")
+    if report.training_images != report.accepted:
+        report.warnings.append(f"Inflation turns {report.accepted:,} images into {report.training_images:,} "
+                               "training images.")
 
 
 def import_folder_of_images_for_training(path, user: str = DEFAULT_USER, *, resolution: int | None = None,

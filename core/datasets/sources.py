@@ -17,8 +17,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .common import (ARCHIVE_EXTS, MAX_FILE_BYTES, MAX_IMAGES, MAX_TOTAL_BYTES, MAX_ZIP_MEMBERS,
-                     MAX_ZIP_RATIO, VIDEO_EXTS, DatasetError, human_bytes)
+from .common import (ARCHIVE_EXTS, MAX_FILE_BYTES, MAX_IMAGES, MAX_NAME_BYTES, MAX_PATH_CHARS, MAX_PATH_DEPTH,
+                     MAX_TOTAL_BYTES, MAX_ZIP_MEMBERS, MAX_ZIP_RATIO, VIDEO_EXTS, DatasetError, human_bytes)
 
 
 @dataclass
@@ -132,6 +132,30 @@ def unsafe_member(name: str) -> str | None:
     if ".." in PurePosixPath(norm).parts:
         return "unsafe path in zip ('..' refused)"
     return None
+
+
+def clean_upload_path(path: str) -> str:
+    """A dropped file's relative path (``photos/2019/a.png``) as a plain relative path to stage it
+    under: empty, ``.`` and ``..`` parts dropped. Raises DatasetError (one line) for a NUL byte or
+    a control character, a name longer than MAX_NAME_BYTES, more than MAX_PATH_DEPTH levels or
+    MAX_PATH_CHARS characters: refused before anything is made on disk."""
+    if not isinstance(path, str):
+        raise DatasetError("A dropped file's path must be text.")
+    if "\0" in path:
+        raise DatasetError("A dropped file's path holds a NUL byte.")
+    parts = [p for p in path.split("/") if p not in ("", ".", "..")]
+    if len(parts) > MAX_PATH_DEPTH + 1:
+        raise DatasetError(f"A dropped file lies {len(parts) - 1:,} folders deep; at most {MAX_PATH_DEPTH} are read.")
+    if len(path) > MAX_PATH_CHARS:
+        raise DatasetError(f"A dropped file's path is {len(path):,} characters long; "
+                           f"at most {MAX_PATH_CHARS:,} are read.")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise DatasetError(f"A dropped file or folder name is longer than {MAX_NAME_BYTES} bytes: "
+                               f"{part[:40]!r}...")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in part):
+            raise DatasetError(f"A dropped file or folder name holds a control character: {part[:40]!r}.")
+    return "/".join(parts)
 
 
 def _plan_zip(plan: Plan, path: Path, prefix: str) -> None:

@@ -43,6 +43,22 @@ def _options(options: dict | None, steps: int) -> dict:
         raise JobsError(f"Invalid training option {str(e)[:200]}") from None
 
 
+def _auto_snapshots(options, user: str, checkpoint, steps, allow_paths: bool):
+    """``snapshot_every: 0`` = automatic: a snapshot every few minutes by the measured step time
+    (``eta.auto_snapshot_every``); 250 steps while this machine has no figure for the model."""
+    if not isinstance(options, dict) or options.get("snapshot_every") != 0:
+        return options
+    from ..checkpoints import CheckpointsError
+    from . import eta
+    try:
+        est = eta.estimate_experiment(user, checkpoint, _whole_steps(steps), batch=options.get("batch") or None,
+                                      allow_paths=allow_paths)
+        every = est["snapshot_every"]
+    except (CheckpointsError, TypeError, ValueError):
+        every = eta.FALLBACK_SNAPSHOT_EVERY  # the checkpoint is refused below with its own message
+    return dict(options, snapshot_every=every)
+
+
 def _generator_bytes(checkpoint: Path) -> int:
     """Bytes of a checkpoint's G_ema without loading it: from a native file's header, else a third
     of the file (official files hold G, G_ema and D of about the same size)."""
@@ -99,7 +115,7 @@ def submit_experiment(user: str, *, title: str, dataset: str, checkpoint: str, s
         raise JobsError(f"Unknown crop mode {crop!r}: choose one of {', '.join(CROPS)}.")
     if not isinstance(checkpoint, str) or not isinstance(dataset, str):
         raise JobsError("Choose a dataset and a pre-trained model by name.")
-    opts = _options(options, steps)
+    opts = _options(_auto_snapshots(options, user, checkpoint, steps, allow_paths), steps)
     try:
         ds = datasets.get_dataset(dataset, user)
     except datasets.DatasetError as e:

@@ -7,9 +7,10 @@ An experiment asks for ``devices`` (its options; default 1) of a kind (its ``dev
 - A GPU worker (``worker --device cuda:K``) runs a one-device experiment on its own GPU, and an
   N-device one on its GPU and N - 1 others of this machine that no running experiment holds.
   Another worker whose GPU is so taken claims nothing until the experiment ends.
-- Workers claim in queue order, and hold the line: when the next experiment this worker could
-  run on this machine waits for devices, it claims nothing behind it (a multi-device
-  experiment is not starved by one-device ones). Experiments it can never run (another kind,
+- Workers claim in the queue's claim order (fair share across users: store.claim_order), and
+  hold the line: when the next experiment this worker could run on this machine waits for
+  devices, it claims nothing behind it (a multi-device experiment is not starved by one-device
+  ones). Experiments it can never run (another kind,
   more GPUs than this machine has) are left to other workers.
 """
 from __future__ import annotations

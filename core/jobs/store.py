@@ -1,6 +1,7 @@
 """Experiment records in the diskcache queue under the data root, and worker leases.
 
-    <root>/queue/                       diskcache: exp:<id> -> record, abort:<id> -> True, seq -> int
+    <root>/queue/                       diskcache: exp:<id> -> record, abort:<id> -> True, seq -> int,
+                                        served -> {owner: time of their last claim} (fair share)
     <root>/users/<owner>/experiments/<id>/   run folder (snapshots, stats, state, log.txt)
 
 Every read-modify-write of a record happens in ``cache.transact()`` (an SQLite ``BEGIN IMMEDIATE``),
@@ -126,10 +127,56 @@ def abort_requested(exp_id: str) -> bool:
     return bool(cache().get(f"abort:{exp_id}", False))
 
 
-def queue_positions(records: list[dict]) -> dict[str, int]:
-    """1-based position of each queued record in the FIFO (by queue sequence number)."""
-    queued = sorted((r for r in records if r["state"] == "queued"), key=lambda r: r["seq"])
-    return {r["id"]: i for i, r in enumerate(queued, 1)}
+# ---- fair share --------------------------------------------------------------------------------
+
+def served_times(c) -> dict[str, float]:
+    """{owner: when a worker last claimed one of their experiments}."""
+    return dict(c.get("served", None) or {})
+
+
+def mark_served(c, owner: str, when: float) -> None:
+    served = served_times(c)
+    served[owner] = when
+    c.set("served", served)
+
+
+def claim_order(records: list[dict], served: dict[str, float]) -> list[dict]:
+    """The queued records in the order workers claim them: round-robin across users (fair share).
+
+    The next claim goes to the user with the fewest experiments running now; among equals, to the
+    user served longest ago (``served``: never served comes first), then to the user whose oldest
+    queued experiment is oldest. Within a user, experiments go first in, first out (queue number).
+    Past the first, the order assumes one worker: users take turns in the same way.
+    """
+    by_user: dict[str, list[dict]] = {}
+    for r in sorted((r for r in records if r["state"] == "queued"), key=lambda r: r["seq"]):
+        by_user.setdefault(r["owner"], []).append(r)
+    running: dict[str, int] = {}
+    for r in records:
+        if r["state"] in RUNNING:
+            running[r["owner"]] = running.get(r["owner"], 0) + 1
+    last = {u: float(t) for u, t in served.items()}
+    turn = max(last.values(), default=0.0)
+    order: list[dict] = []
+    while by_user:
+        first = not order
+
+        def key(user: str) -> tuple:
+            return (running.get(user, 0) if first else 0, last.get(user, float("-inf")), by_user[user][0]["seq"])
+
+        user = min(by_user, key=key)
+        order.append(by_user[user].pop(0))
+        if not by_user[user]:
+            del by_user[user]
+        turn += 1.0
+        last[user] = turn
+    return order
+
+
+def queue_positions(records: list[dict], served: dict[str, float] | None = None) -> dict[str, int]:
+    """1-based position of each queued record in the claim order (:func:`claim_order`)."""
+    order = claim_order(records, served_times(cache()) if served is None else served)
+    return {r["id"]: i for i, r in enumerate(order, 1)}
 
 
 # ---- worker identity and liveness -------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The worker: takes queued experiments that fit its device in FIFO order and runs them through the trainer.
+"""The worker: claims queued experiments that fit its device, fairly across users, and runs them
+through the trainer.
 
     w = Worker(device="cpu", poll=1.0); w.run_forever(stop_event)    # or w.run_once()
 
@@ -10,15 +11,45 @@ Orphans (worker dead or silent past the lease) are requeued by any worker, and t
 from the run's last snapshot. A failure marks the experiment failed with a
 one-line reason and the worker goes on. A run whose next snapshot would take its owner past their
 storage quota stops at its last snapshot, with the quota's sentence as its error.
+
+Fair share: a worker claims jobs round-robin across users, not first come first served. The next
+job goes to the user with the fewest experiments running now; among equals, to the user whose
+last job was claimed longest ago; within a user, the oldest queued job goes first
+(``store.claim_order``). One user's five long jobs therefore take turns with everyone else's
+instead of going first; a job already running is never paused for another.
+
+Watchdog: each job runs in its own thread, through stages (loading the checkpoint, packing the
+dataset, starting training, training steps, writing a snapshot) that report progress. A job that
+makes no progress for ``stall_s`` seconds (``ATELIER_JOB_STALL_S``, default 30 minutes; the
+worker's ``--stall-timeout``) is marked failed with a one-line reason naming the stage, and the
+worker goes on with the next job. The stalled thread is asked to stop (packing stops within a
+second; training at its next step) and whatever it does after is dropped.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
 import uuid
 
 from . import api, devices, store
+
+DEFAULT_STALL_S = 1800.0
+
+
+def stall_seconds() -> float:
+    """Seconds a job may go without progress (``ATELIER_JOB_STALL_S``, default 1800)."""
+    raw = os.environ.get("ATELIER_JOB_STALL_S", "").strip()
+    if not raw:
+        return DEFAULT_STALL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise store.JobsError(f"ATELIER_JOB_STALL_S must be a number of seconds above 0, not {raw[:40]!r}.")
+    return value
 
 
 def recover_orphans(lease_s: float | None = None) -> list[str]:
@@ -41,11 +72,14 @@ def recover_orphans(lease_s: float | None = None) -> list[str]:
     return [rec["id"] for rec, _ in recovered]
 
 
-def _claim(identity: dict, gpus: int) -> dict | None:
+def claim_next(identity: dict, gpus: int = 0) -> dict | None:
+    """Claim the next queued experiment in fair-share order (``store.claim_order``) that fits the
+    worker ``identity`` on a machine with ``gpus`` GPUs (``devices.first_fit``), in one
+    transaction; None when nothing fits now."""
     with store.transaction() as c:
         records = store.all_records(c)
-        queued = sorted((r for r in records if r["state"] == "queued"), key=lambda r: r["seq"])
-        fit = devices.first_fit(queued, identity["device"], records, gpus) if queued else None
+        order = store.claim_order(records, store.served_times(c))
+        fit = devices.first_fit(order, identity["device"], records, gpus) if order else None
         if fit is None:
             return None
         rec, held = fit
@@ -53,7 +87,42 @@ def _claim(identity: dict, gpus: int) -> dict | None:
         rec.update(state="preparing", worker=dict(identity, devices=held), heartbeat=now, error=None)
         rec["started"] = rec.get("started") or now
         store.put(c, rec)
+        store.mark_served(c, rec["owner"], now)
         return rec
+
+
+class StageClock:
+    """When a job last made progress, and in which stage; ``stalled`` is set by the watchdog."""
+
+    def __init__(self):
+        self.stage = "starting"
+        self.last = time.monotonic()
+        self.stalled = threading.Event()
+
+    def enter(self, stage: str) -> None:
+        self.stage, self.last = stage, time.monotonic()
+
+    def beat(self, *_) -> None:
+        self.last = time.monotonic()
+
+    def quiet_for(self) -> float:
+        return time.monotonic() - self.last
+
+    def ticking(self, fn, stage: str | None = None):
+        """``fn`` that also counts as progress (entering ``stage`` first, when given)."""
+        def wrapped(*args, **kwargs):
+            if stage:
+                self.enter(stage)
+            else:
+                self.beat()
+            return fn(*args, **kwargs)
+        return wrapped
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:g} s"
 
 
 def one_line(e: BaseException) -> str:
@@ -69,9 +138,11 @@ def one_line(e: BaseException) -> str:
 class Worker:
     """Runs experiments on one device. ``run_once()`` does at most one job; ``run_forever`` loops."""
 
-    def __init__(self, device: str = "cpu", poll: float = 1.0, lease_s: float | None = None, log=None):
+    def __init__(self, device: str = "cpu", poll: float = 1.0, lease_s: float | None = None, log=None,
+                 stall_s: float | None = None):
         self.device, self.poll = devices.normalise(device), poll
         self.lease_s = lease_s or store.lease_seconds()
+        self.stall_s = stall_s or stall_seconds()
         self.id = uuid.uuid4().hex
         self.identity = store.worker_identity(self.id, self.device)
         self.gpus = sum(d.startswith("cuda") for d in devices.machine_devices())  # for the claims
@@ -89,16 +160,16 @@ class Worker:
         watcher.start()
         try:
             while not stop_event.is_set():
-                if self.run_once() is None:
+                if self.run_once() is None and not self.calibrate():
                     stop_event.wait(self.poll)
         finally:
             self.shutdown.set()
             self.close()
 
     def run_once(self) -> dict | None:
-        """Recover orphans, claim the oldest queued experiment and run it. Returns its final record."""
+        """Recover orphans, claim the next experiment (fair share) and run it. Returns its final record."""
         recover_orphans(self.lease_s)
-        rec = _claim(self.identity, self.gpus)
+        rec = claim_next(self.identity, self.gpus)
         if rec is None:
             return None
         self.log(f"running {rec['id']} ({rec['title']}) on {self.device}")
@@ -106,10 +177,41 @@ class Worker:
         beat = threading.Thread(target=self._heartbeat, args=(rec["id"], beat_stop), daemon=True)
         beat.start()
         try:
-            return self._run(rec)
+            return self._supervise(rec)
         finally:
             beat_stop.set()
             beat.join(timeout=5)
+
+    # ---- the watchdog -------------------------------------------------------------------------
+    def _supervise(self, rec: dict) -> dict | None:
+        """Run the job in its own thread; fail it when a stage goes quiet for longer than stall_s."""
+        clock, box = StageClock(), {}
+        job = threading.Thread(target=lambda: box.setdefault("rec", self._run(rec, clock)),
+                               name=f"atelier-job-{rec['id'][:8]}", daemon=True)
+        job.start()
+        while job.is_alive():
+            job.join(timeout=min(1.0, self.stall_s / 4))
+            if job.is_alive() and clock.quiet_for() > self.stall_s:
+                return self._stalled(rec, clock)
+        return box.get("rec")
+
+    def _stalled(self, rec: dict, clock: StageClock) -> dict | None:
+        clock.stalled.set()
+        reason = (f"No progress for {_duration(self.stall_s)} while {clock.stage}: stopped by the watchdog "
+                  f"(limit ATELIER_JOB_STALL_S).")
+        api.append_log(rec, f"failed: {reason}")
+        self.log(f"{rec['id']}: {reason}")
+        return self._set(rec["id"], state="failed", error=reason, finished=time.time(), eta_seconds=None,
+                         worker=None)
+
+    def calibrate(self) -> bool:
+        """When idle: time one (model shape, batch, device) the ETA of the page asked for (``eta``)."""
+        from . import eta
+        try:
+            return eta.calibrate_pending(self.device, stop=self.shutdown)
+        except Exception:  # noqa: BLE001 - a failed measurement never stops the worker
+            traceback.print_exc()
+            return False
 
     def _mine(self, rec: dict | None) -> bool:
         return rec is not None and (rec.get("worker") or {}).get("id") == self.id
@@ -126,27 +228,31 @@ class Worker:
         return store.update(exp_id, fn)
 
     # ---- one experiment -----------------------------------------------------------------------
-    def _run(self, rec: dict) -> dict | None:
+    def _run(self, rec: dict, clock: StageClock) -> dict | None:
         exp_id = rec["id"]
-        say = lambda line: api.append_log(rec, line)  # noqa: E731
+        say = clock.ticking(lambda line: api.append_log(rec, line))
         lost = threading.Event()
 
         def abort_fn() -> bool:
             if store.abort_requested(exp_id) or self.shutdown.is_set():
                 return True
-            if not self._mine(store.get(store.cache(), exp_id)):
-                lost.set()  # reclaimed or deleted: never train the same run twice
+            if clock.stalled.is_set() or not self._mine(store.get(store.cache(), exp_id)):
+                lost.set()  # failed by the watchdog, reclaimed or deleted: never train the same run twice
                 return True
             return False
 
         try:
-            result = self._train(rec, say, abort_fn)
+            result = self._train(rec, say, abort_fn, clock)
         except Exception as e:  # noqa: BLE001 - any failure marks the job failed; the worker goes on
+            if clock.stalled.is_set():
+                return None  # the watchdog has failed the job already
             reason = one_line(e)
             say(f"failed: {reason}")
             say(traceback.format_exc(limit=8))
             self._release_cuda()
             return self._set(exp_id, state="failed", error=reason, finished=time.time(), eta_seconds=None, worker=None)
+        if clock.stalled.is_set():
+            return None
         if lost.is_set():
             say("this worker lost its claim on the experiment; another worker carries on")
             return store.get(store.cache(), exp_id)
@@ -169,19 +275,25 @@ class Worker:
         return self._set(exp_id, state="stopped", step=result["step"], finished=time.time(), eta_seconds=None,
                          worker=None, error=error)
 
-    def _train(self, rec: dict, say, abort_fn) -> dict:
+    def _train(self, rec: dict, say, abort_fn, clock: StageClock) -> dict:
         from .. import datasets, quota
         from ..checkpoints import resolve_checkpoint
-        from ..stylegan import load_checkpoint
+        from ..storage import read_json
+        from ..stylegan import load_checkpoint, run_files
         from ..stylegan.train import train
         from ..stylegan.train_config import TrainConfig
         from . import eta, group
         exp_id, owner = rec["id"], rec["owner"]
         cfg = TrainConfig.from_dict(dict(rec["options"], steps=rec["steps"], device=self.device))
         say(f"preparing on {self.device}: loading checkpoint {rec['checkpoint']}")
+        clock.enter("loading the checkpoint")
         ckpt = load_checkpoint(resolve_checkpoint(rec["checkpoint"], user=owner))
         say(f"packing dataset {rec.get('dataset_name') or rec['dataset']} at {ckpt.resolution} px ({rec['crop']} crop)")
-        dataset = datasets.open_packed(rec["dataset"], ckpt.resolution, owner, crop=rec["crop"])
+        try:
+            dataset = self.pack(rec, ckpt.resolution, clock, abort_fn)
+        except datasets.DecodingStopped:
+            return {"state": "stopped", "step": rec.get("step", 0)}
+        clock.enter("starting training")
         if len(dataset) == 0:
             raise datasets.DatasetError("The dataset holds no usable images.")
         def to_training(r):
@@ -192,10 +304,9 @@ class Worker:
         if not self._mine(current) or current["state"] != "training":
             return {"state": "stopped", "step": rec.get("step", 0)}  # stop or delete came during preparing
         say(f"training {cfg.steps:,} steps on {len(dataset):,} images")
-        per_step: list[float] = []
 
         def progress(p: dict) -> None:
-            per_step.append(p["sec_per_step"])  # the trainer's time of a step (snapshots not counted)
+            timer.tick(p)
             fields = dict(step=p["step"], eta_seconds=round(p["eta_seconds"], 1), sec_per_step=p["sec_per_step"])
             if store.abort_requested(exp_id):
                 fields.pop("eta_seconds")
@@ -211,13 +322,26 @@ class Worker:
                 return str(e)
             return None
 
+        fresh = not run_files.list_snapshots(store.run_dir(owner, exp_id))
+        timer = eta.RunTimer()  # from here: start-up, steps and snapshots as the ETA counts them
         run = train if cfg.devices == 1 else group.runner(rec)  # several devices: a torchrun group
-        result = run(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt, progress_fn=progress,
-                     abort_fn=abort_fn, provenance=provenance, log=say, before_snapshot=before_snapshot)
-        if len(per_step) >= 10 and cfg.devices == 1:
-            median = sorted(per_step)[len(per_step) // 2]
-            eta.record_observed(ckpt.resolution, ckpt.g_kwargs, store.run_dir(owner, exp_id), self.device, median)
+        result = run(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt,
+                     progress_fn=clock.ticking(progress, "training"), abort_fn=abort_fn, provenance=provenance,
+                     log=say, before_snapshot=clock.ticking(before_snapshot, "writing a snapshot"))
+        batch = (read_json(store.run_dir(owner, exp_id) / "config.json", {}) or {}).get("batch")
+        if batch and cfg.devices == 1:  # the ETA's figures are one device's
+            eta.record_run(ckpt.resolution, ckpt.g_kwargs, batch, self.device, timer, fresh=fresh)
         return result
+
+    @staticmethod
+    def pack(rec: dict, resolution: int, clock: StageClock, should_stop):
+        """The experiment's dataset packed at ``resolution`` (packing it first when needed): each
+        image packed is progress; ``should_stop()`` or the watchdog ends the packing within a second."""
+        from .. import datasets
+        clock.enter("packing the dataset")
+        return datasets.open_packed(rec["dataset"], resolution, rec["owner"], crop=rec["crop"],
+                                    progress_fn=clock.beat,
+                                    should_stop=lambda: clock.stalled.is_set() or should_stop())
 
     @staticmethod
     def _release_cuda() -> None:

@@ -8,6 +8,7 @@ _LAZY = {
     "load_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
     "read_native_metadata": "checkpoint",
+    "copy_native_keeping": "native",
     "Checkpoint": "checkpoint",
     "CheckpointError": "safe_pickle",
     "Generator": "networks",

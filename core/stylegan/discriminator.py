@@ -119,11 +119,14 @@ class Discriminator(nn.Module):
                     names.append(f"b{res}.{layer}")
         return names
 
-    def forward(self, img, c=None, force_fp32: bool = False, channels_last: bool | None = None):
+    def forward(self, img, c=None, force_fp32: bool = False, channels_last: bool | None = None, bf16: bool = False):
+        """bf16: the low-precision blocks (use_fp16) run under bf16 autocast instead of casting to fp16."""
         if channels_last is None:
             channels_last = img.device.type == "cuda"
-        x = None
+        x, device = None, img.device.type
         for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32, channels_last=channels_last)
+            block = getattr(self, f"b{res}")
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16 and block.use_fp16):
+                x, img = block(x, img, force_fp32=force_fp32, channels_last=channels_last)
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
         return self.b4(x, img, cmap)

@@ -127,13 +127,15 @@ class SynthesisNetwork(nn.Module):
             self.num_ws += block.num_conv + (block.num_torgb if res == img_resolution else 0)
             setattr(self, f"b{res}", block)
 
-    def forward(self, ws: torch.Tensor, **block_kwargs) -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, bf16: bool = False, **block_kwargs) -> torch.Tensor:
         # ws: [N, num_ws, w_dim]; a block's torgb shares its w with the next block's conv0.
+        # bf16: the low-precision blocks (use_fp16) run under bf16 autocast instead of casting to fp16.
         x = img = None
         w_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
-            x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb), **block_kwargs)
+            with torch.autocast(ws.device.type, dtype=torch.bfloat16, enabled=bf16 and block.use_fp16):
+                x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb), **block_kwargs)
             w_idx += block.num_conv
         return img
 
@@ -159,7 +161,8 @@ class Generator(nn.Module):
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, num_layers=mapping_layers)
 
     def synthesize(self, ws: torch.Tensor, noise_mode: str = "random", fused: bool | None = None,
-                   force_fp32: bool = False, channels_last: bool | None = None, noise_generator=None) -> torch.Tensor:
+                   force_fp32: bool = False, channels_last: bool | None = None, noise_generator=None,
+                   bf16: bool = False) -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> images. Style mixing is any ws whose rows differ."""
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be random, const or none, not {noise_mode!r}")
@@ -170,7 +173,7 @@ class Generator(nn.Module):
         if channels_last is None:  # NHWC suits cuDNN and, for batches, oneDNN on the CPU
             channels_last = on_cuda or ws.shape[0] > 1
         return self.synthesis(ws, noise_mode=noise_mode, fused=fused, force_fp32=force_fp32,
-                              channels_last=channels_last, noise_generator=noise_generator)
+                              channels_last=channels_last, noise_generator=noise_generator, bf16=bf16)
 
     def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                 noise_mode: str = "random", update_w_avg: bool = False, **synthesis_kwargs) -> torch.Tensor:

@@ -8,6 +8,7 @@ d_kwargs and the caller's metadata (provenance, training options, step...). Neve
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 from pathlib import Path
 
@@ -60,6 +61,23 @@ def read_native_metadata(path) -> dict:
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(f"{path.name}: native format version {meta['format_version']} is newer than this Atelier")
     return meta
+
+
+def copy_native_keeping(src, dest, keep: tuple[str, ...]) -> None:
+    """Copy a native file keeping only the ``keep`` keys of the caller's metadata; the tensors, the
+    architecture and the format fields are unchanged. The tensors' offsets count from the end of the
+    header, so only the header is rewritten (padded with spaces to 8 bytes, as safetensors does)."""
+    meta = read_native_metadata(src)
+    meta["metadata"] = {k: v for k, v in (meta.get("metadata") or {}).items() if k in keep}
+    with open(src, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        header["__metadata__"] = dict(header.get("__metadata__") or {}, atelier=json.dumps(meta, sort_keys=True))
+        body = json.dumps(header, separators=(",", ":")).encode()
+        body += b" " * (-len(body) % 8)
+        with atomic_path(dest) as tmp, open(tmp, "wb") as out:
+            out.write(struct.pack("<Q", len(body)) + body)
+            shutil.copyfileobj(f, out, 1 << 20)
 
 
 def read_native_tensors(path) -> dict[str, dict[str, torch.Tensor]]:

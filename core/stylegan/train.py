@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..storage import atomic_write_json
 from . import distributed, run_files
@@ -55,17 +56,19 @@ def _build_trainer(cfg: TrainConfig, run_dir: Path, checkpoint, log, group: dist
     device = resolve_device(cfg.device)
     state_path = run_dir / STATE_FILE
     source = load_checkpoint(state_path) if state_path.exists() else checkpoint
-    if source is None:
-        G = Generator(**cfg.scratch_arch)
-        D, G_ema = _matching_discriminator(G), None
-        log("training from scratch")
-    else:
-        G_ema = source.G_ema
-        G = source.G if source.G is not None else copy.deepcopy(G_ema)  # G_ema-only files
-        D = source.D
-        if D is None:
-            D = _matching_discriminator(G)
-            log("the checkpoint has no discriminator: starting D from scratch")
+    with torch.random.fork_rng(devices=[]):  # new weights follow the run's seed (torch's initialisers)
+        torch.manual_seed(cfg.seed)
+        if source is None:
+            G = Generator(**cfg.scratch_arch)
+            D, G_ema = _matching_discriminator(G), None
+            log("training from scratch")
+        else:
+            G_ema = source.G_ema
+            G = source.G if source.G is not None else copy.deepcopy(G_ema)  # G_ema-only files
+            D = source.D
+            if D is None:
+                D = _matching_discriminator(G)
+                log("the checkpoint has no discriminator: starting D from scratch")
     counters = source.metadata["train_counters"] if state_path.exists() else {}
     # an automatic batch stays what the run started with, on any number of processes
     batch = cfg.batch or counters.get("batch") or auto_batch(G.img_resolution, device, group.world)

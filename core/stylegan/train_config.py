@@ -54,9 +54,10 @@ class TrainConfig:
     mirror: bool = False              # random x-flips of the training images
     freeze_d: int = 0                 # Freeze-D: the first N discriminator layers are not trained
     # Machine.
-    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    device: str = "auto"              # auto (CUDA, then Apple's MPS, then the CPU) | cpu | cuda | cuda:N | mps
     devices: int = 1                  # processes that train the run together (GPUs, or CPU processes; torchrun)
-    precision: str = "auto"           # auto: official fp16 blocks on CUDA, fp32 on CPU
+    precision: str = "auto"           # fp32 | fp16 (the original's, CUDA) | bf16 (autocast) | auto: per device
+    compile: bool = False             # torch.compile D's first-order passes (see docs/benchmarks.md)
     time_budget_s: float = 0.0        # stop cleanly after this many seconds (0 = no cap)
     seed: int = 0
     # Snapshots and metrics.

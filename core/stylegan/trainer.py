@@ -27,7 +27,6 @@ Statistics stay on the device until read_stats() (one sync).
 from __future__ import annotations
 
 import copy
-from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -39,6 +38,7 @@ from .train_config import TrainConfig
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 FP16_RESOLUTIONS, FP16_CONV_CLAMP = 4, 256  # the original's mixed precision: top 4 resolutions, clamp 256
+BF16_CPU_LOWEST = 16
 CPU_AUTO_PRECISION = "fp32"
 
 
@@ -59,7 +59,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """fp32, fp16 (the original's: CUDA only) or bf16 (autocast: CUDA and CPU); 'auto' per device."""
+    """fp32; fp16 (the original's: CUDA only); bf16 (autocast in the high-resolution blocks, fp32
+    master weights: CUDA and CPU); 'auto' per device."""
     if requested == "auto":
         return {"cuda": "fp16", "cpu": CPU_AUTO_PRECISION}.get(device.type, "fp32")
     if requested == "fp16" and device.type != "cuda":
@@ -79,17 +80,33 @@ def auto_batch(resolution: int, device: torch.device, processes: int = 1) -> int
     return max(min(per * processes, max(per, 64)), GROUP * processes)
 
 
-def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV_CLAMP) -> None:
-    """Run the ``count`` highest resolutions of G.synthesis or D in fp16, as the original's mixed
-    precision does, with every conv clamped (layers without a clamp get ``clamp``)."""
+def low_precision_blocks(net, lowest: int) -> None:
+    """Mark the blocks of G.synthesis or D at ``lowest`` px and above as reduced-precision blocks
+    (the original's use_fp16): fp16 casts there, or bf16 autocast (see precision)."""
     blocks = net.synthesis if hasattr(net, "synthesis") else net
-    for res in sorted(blocks.block_resolutions, reverse=True)[:count]:
-        getattr(blocks, f"b{res}").use_fp16 = True
+    for res in blocks.block_resolutions:
+        block = getattr(blocks, f"b{res}")
+        block.use_fp16 = block.use_fp16 or res >= lowest
+
+
+def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV_CLAMP) -> None:
+    """The original's mixed precision: the ``count`` highest resolutions of G.synthesis or D in
+    fp16 (never the 4x4 block), every conv clamped (layers without a clamp get ``clamp``)."""
+    low_precision_blocks(net, max(net.img_resolution // 2 ** (count - 1), 8))
     for module in net.modules():
         if getattr(module, "conv_clamp", 0) is None and module is not getattr(net, "b4", None):
             module.conv_clamp = clamp
     net.init_kwargs.update(num_fp16_res=max(net.init_kwargs.get("num_fp16_res") or 0, count),
                            conv_clamp=net.init_kwargs.get("conv_clamp") or clamp)
+
+
+def bf16_lowest_resolution(net, device: torch.device) -> int:
+    """Blocks from this resolution up run under bf16 autocast: the original's fp16 blocks on CUDA;
+    on the CPU every block from 16 px (oneDNN's bf16 weight gradients are several times slower
+    than fp32's at 4x4 and 8x8 here, and about 2x faster from 16x16: docs/benchmarks.md)."""
+    if device.type == "cuda":
+        return max(net.img_resolution // 2 ** (FP16_RESOLUTIONS - 1), 8)
+    return BF16_CPU_LOWEST
 
 
 class Trainer:
@@ -140,7 +157,12 @@ class Trainer:
         if self.precision == "fp16":
             for net in (self.G, self.D, self.G_ema):
                 use_fp16_blocks(net)
+        elif self.precision == "bf16":  # G and D only: G_ema and the saved architecture stay as they were
+            for net in (self.G, self.D):
+                low_precision_blocks(net, bf16_lowest_resolution(net, device))
         self.force_fp32 = self.precision != "fp16"
+        self.bf16 = self.precision == "bf16"
+        self.compiled_D = self._compiled(self.D) if cfg.compile else None
         distributed.broadcast_weights((self.G, self.D, self.G_ema), group)
         self._stats: dict[str, list] = {}
         self._ada_logits: list[torch.Tensor] = []
@@ -152,10 +174,19 @@ class Trainer:
         frozen = tuple(name + "." for name in self.frozen_d)
         return [p for name, p in net.named_parameters() if not name.startswith(frozen)]
 
-    def autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+    def _compiled(self, net):
+        """``net``'s forward through torch.compile, for the passes without a second derivative
+        (torch.compile has no double backward: Dreg runs eagerly), or None where no compiler
+        works on this machine (said in the log). G is not compiled: its noise comes from the random
+        streams, which torch.compile cannot trace."""
+        try:
+            probe = torch.ones(2, device=self.device, requires_grad=True)
+            torch.compile(lambda x: (x * 2).sin(), dynamic=False)(probe).sum().backward()
+        except Exception as e:  # noqa: BLE001 - no C++ compiler, no Triton, an unsupported device...
+            self.log(f"compile: torch.compile does not work here ({str(e).strip().splitlines()[0][:200]}); "
+                     "training runs without it")
+            return None
+        return torch.compile(lambda img: net(img, None, force_fp32=self.force_fp32, bf16=self.bf16), dynamic=False)
 
     # ---- one step -----------------------------------------------------------------------------
     def train_step(self, reals: torch.Tensor) -> None:
@@ -277,7 +308,7 @@ class Trainer:
             loss = loss_fake + loss_real
         elif phase == "Dreg":
             real = real.detach().requires_grad_(True)
-            real_logits = self._run_D(real, streams)
+            real_logits = self._run_D(real, streams, second_order=True)
             self._ada_logits.append(real_logits.detach())
             loss = losses.r1_penalty(real_logits, real) * (self.r1_gamma / 2)
             (real_logits.flatten() * 0 + loss).mean().mul(gain).backward()
@@ -343,9 +374,8 @@ class Trainer:
             ws2 = G.mapping(streams.randn(z.shape, device=dev), None)
             later = torch.arange(num_ws, device=dev)[None, :, None] >= cutoff[:, None, None]
             ws = torch.where(later, ws2, ws)
-        with self.autocast():
-            img = G.synthesize(ws, noise_mode=self.noise_mode, fused=False, force_fp32=self.force_fp32,
-                               channels_last=self.channels_last, noise_generator=streams)
+        img = G.synthesize(ws, noise_mode=self.noise_mode, fused=False, force_fp32=self.force_fp32,
+                           channels_last=self.channels_last, noise_generator=streams, bf16=self.bf16)
         return img.float(), ws
 
     def _move_w_avg(self) -> None:
@@ -355,9 +385,9 @@ class Trainer:
         mean = total[:-1] / total[-1]
         mapping.w_avg.copy_(mean.to(mapping.w_avg.dtype).lerp(mapping.w_avg, mapping.w_avg_beta))
 
-    def _run_D(self, img: torch.Tensor, streams: Streams) -> torch.Tensor:
-        if self.cfg.aug == "ada":
-            img = self.augment(img, streams)
+    def _run_D(self, img: torch.Tensor, streams: Streams, second_order: bool = False) -> torch.Tensor:
+        if self.cfg.aug == "ada" and (self.ada.p if self.ada is not None else float(self.augment.p)) > 0:
+            img = self.augment(img, streams)  # p is read on the host; the warp waits for the device, as the original's
         elif self.cfg.aug == "diffaugment":
             img = diffaugment(img, self.cfg.diffaugment_policy, streams)
         # D's minibatch standard deviation groups samples i, i + N/4, i + 2N/4, ... of its input:
@@ -366,8 +396,10 @@ class Trainer:
         regroup = self.mbstd_groups and k > 1 and len(img) % GROUP == 0
         if regroup:
             img = img.reshape(k, GROUP, *img.shape[1:]).transpose(0, 1).reshape(img.shape)
-        with self.autocast():
-            logits = self.D(img, None, force_fp32=self.force_fp32)
+        if self.compiled_D is not None and not second_order:
+            logits = self.compiled_D(img)
+        else:
+            logits = self.D(img, None, force_fp32=self.force_fp32, bf16=self.bf16)
         if regroup:
             logits = logits.reshape(GROUP, k, -1).transpose(0, 1).reshape(len(img), -1)
         return logits.float()
@@ -447,4 +479,4 @@ class Trainer:
                 "betas_D": list(self.opt_D.param_groups[0]["betas"]),
                 "r1_gamma": self.r1_gamma, "ema_kimg": self.ema_kimg, "batch": self.batch,
                 "batch_gpu": self.batch_gpu, "frozen_d": self.frozen_d, "device": str(self.device),
-                "precision": self.precision, "processes": self.group.world}
+                "precision": self.precision, "compiled": self.compiled_D is not None, "processes": self.group.world}

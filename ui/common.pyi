@@ -1,0 +1,190 @@
+"""What every tab shares: the signed-in user, errors as one sentence, files the browser may fetch,
+tab navigation and number formatting. No torch here (the UI never imports it)."""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import re
+import shutil
+import string
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from core.jobs.eta import human_duration
+from core.storage import DEFAULT_USER
+
+log = logging.getLogger("atelier.ui")
+
+GENERIC_ERROR = "Something went wrong on our side; the details are in the server log."
+
+# Tab ids, in the order of the work (gr.Tabs(selected=...) takes them).
+DATASETS, NEW, EXPERIMENTS, MODELS, PLAYGROUND = "datasets", "new", "experiments", "models", "playground"
+
+
+@dataclass
+class Nav:
+    """The tab strip (so any tab can open another one) and the app (for its load event)."""
+    tabs: gr.Tabs
+    demo: gr.Blocks
+
+
+def user_of(request: gr.Request | None) -> str:
+    """The signed-in user, from the request only (never a client field)."""
+    return (getattr(request, "username", None) or DEFAULT_USER) if request is not None else DEFAULT_USER
+
+
+_MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
+
+
+def md_escape(text) -> str:
+    """Text shown as itself in a Markdown component: every ASCII punctuation mark backslash-escaped,
+    so a name typed by a user is never bold, a link or HTML (``<img src=x>`` stays text), and a
+    backslash in a message stays visible."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def error_text(message: str) -> str:
+    """A one-line refusal for a Markdown message component (the text is escaped: never markup)."""
+    return f"⚠ {md_escape(message)}" if message else ""
+
+
+def ok_text(message: str) -> str:
+    return f"✓ {md_escape(message)}" if message else ""
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text.strip("'\"")[:300]
+
+
+def safe(message_component, expected: tuple = ()):
+    """Handler decorator: expected core errors become one sentence in ``message_component``;
+    anything else is logged and becomes a generic sentence. Never a traceback in the page."""
+    def wrap(fn):
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except expected as e:
+                    yield {message_component: error_text(one_line(e))}
+                except gr.Error:
+                    raise
+                except Exception:  # noqa: BLE001
+                    log.exception("handler %s failed", fn.__name__)
+                    yield {message_component: error_text(GENERIC_ERROR)}
+            return gen
+
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except expected as e:
+                return {message_component: error_text(one_line(e))}
+            except gr.Error:
+                raise
+            except Exception:  # noqa: BLE001 - the page gets a sentence, the log the traceback
+                log.exception("handler %s failed", fn.__name__)
+                return {message_component: error_text(GENERIC_ERROR)}
+        return inner
+    return wrap
+
+
+# ---- files the browser may fetch -------------------------------------------------------------
+# The data root is never in allowed_paths: a file leaves it only as a component value, after the
+# handler checked ownership. Gradio copies values from the temp dir into its cache.
+
+SERVE_KEEP_S = 24 * 3600
+_last_sweep = [0.0]
+
+
+def serve_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / "atelier-serve"
+    path.mkdir(parents=True, exist_ok=True)
+    if time.time() - _last_sweep[0] > 3600:  # hourly: drop what was handed out more than a day ago
+        _last_sweep[0] = time.time()
+        for old in path.iterdir():
+            try:
+                if time.time() - old.stat().st_mtime > SERVE_KEEP_S:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                continue
+    return path
+
+
+def served(path: str | os.PathLike | None, name: str | None = None) -> str | None:
+    """A copy (hard link where possible) of ``path`` in the temp dir, for a component value."""
+    if not path:
+        return None
+    src = Path(path)
+    if not src.is_file():
+        return None
+    dest = serve_dir() / uuid.uuid4().hex[:12] / (name or src.name)
+    dest.parent.mkdir(parents=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+    return str(dest)
+
+
+def scratch_dir() -> Path:
+    """A fresh folder in the temp dir for files a handler writes (videos, exports)."""
+    return Path(tempfile.mkdtemp(prefix="out-", dir=serve_dir()))
+
+
+# ---- numbers a user reads --------------------------------------------------------------------
+
+duration = human_duration
+
+
+def download_name(*parts, ext: str) -> str:
+    """A file name for a download made of what the user named it: 'Ink v1.safetensors',
+    'Blobs, first try - 400 steps.mp4'. Letters of any script, digits, spaces and ',.-_()' stay."""
+    text = " - ".join(str(p) for p in parts if str(p).strip())
+    text = re.sub(r"\s+", " ", re.sub(r"[^\w ,.()-]+", "_", text)).strip(" ._-")[:80].rstrip(" ._-")
+    return f"{text or 'atelier'}.{ext}"
+
+
+def when(ts) -> str:
+    if not ts:
+        return ""
+    if isinstance(ts, str):
+        return ts.replace("T", " ")[:16]
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(float(ts)))
+
+from gradio.events import Dependency
+
+class TypedSlider(gr.Slider):
+    """A slider (with its number box) whose value reaches the handler as typed, even out of range:
+    the handler's core call says in one sentence what is wrong, near the control, instead of
+    Gradio's own refusal (a toast per listening event and an "Error" badge). On leaving the box the
+    browser clamps the value into the slider's range, so the box and the slider show the same."""
+    is_template = True   # rendered by Gradio's own slider
+
+    def preprocess(self, payload):
+        return payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def go_to(tab_id: str) -> gr.Tabs:
+    return gr.Tabs(selected=tab_id)
+
+
+def empty_state(text: str, button_label: str, visible: bool = False) -> tuple[gr.Group, gr.Markdown, gr.Button]:
+    """A short 'what to do next' line with a button that goes there (wired by the caller)."""
+    with gr.Group(visible=visible, elem_classes=["atelier-empty"]) as group:
+        md = gr.Markdown(text)
+        btn = gr.Button(button_label, variant="primary", size="md")
+    return group, md, btn
