@@ -92,7 +92,7 @@ def build_new_experiment() -> NewExperimentUI:
                     lr = gr.Number(value=0, label="Learning rate (0 = automatic)")
                     precision = gr.Dropdown(PRECISION_CHOICES, value="auto", label="Precision")
                     devices = gr.Number(value=1, precision=0, minimum=1, visible=False,  # shown with 2+ GPUs
-                                        label="GPUs training it together (the batch is split)")
+                                        label="GPUs (the batch is split between them)")
                 with gr.Row():
                     aug = gr.Radio([("ADA", "ada"), ("DiffAugment", "diffaugment"), ("Off", "none")], value="ada",
                                    label="Augmentation")
