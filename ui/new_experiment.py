@@ -14,6 +14,7 @@ from core import jobs as jobs_core
 from core.datasets.common import MIN_TO_TRAIN
 from core.datasets.ingest import size_advice
 from core.stylegan.train_config import MAX_STEPS
+from core.sample_data import suggested_run
 
 from .experiments import list_outputs
 from .common import DATASETS, EXPERIMENTS, Nav, TypedSlider, duration, go_to, md_escape, ok_text, safe, served, user_of
@@ -204,6 +205,16 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
         return {ui.mosaic: served(d["mosaic"]) if d else None, ui.dataset_md: dataset_view(d),
                 ui.dataset_count: d["count"] if d else None, ui.warned: None, ui.message: ""}
 
+    @safe(ui.message, errors)
+    def suggest_steps(dataset, checkpoint, request: gr.Request):
+        d = ds_core.get_dataset(dataset, user_of(request)) if dataset else None
+        run = suggested_run(d["name"] if d else "", checkpoint or "")
+        if run is None:
+            return {ui.message: gr.skip()}
+        return {ui.steps: run["steps"], ui.snapshot_every: run["snapshot_every"],
+                ui.message: f"Suggested for a first try of the sample: {run['steps']:,} steps, a snapshot every "
+                            f"{run['snapshot_every']} (the images move toward the sample within minutes on a CPU)."}
+
     @safe(ui.checkpoint_md, errors)
     def describe_checkpoint(checkpoint, request: gr.Request):
         e = next((e for e in ck_core.list_checkpoints(user_of(request)) if e["name"] == checkpoint), None)
@@ -249,6 +260,8 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
                       api_name="dataset_mosaic", show_progress="hidden")
     ui.checkpoint.change(describe_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
                          api_name="describe_checkpoint", show_progress="hidden")
+    gr.on([ui.dataset.change, ui.checkpoint.change], suggest_steps, [ui.dataset, ui.checkpoint],
+          [ui.steps, ui.snapshot_every, ui.message], api_name="suggest_steps", show_progress="hidden")
     ui.cards.select(pick_card, None, ui.checkpoint, api_name=False)
     ui.download_btn.click(download_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
                           api_name="download_checkpoint", concurrency_id="download")
