@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-GROUP = 4  # samples that share one random stream
+from .train_config import GROUP
 
 
 def stream_seed(seed: int, step: int, phase: int, group: int) -> int:

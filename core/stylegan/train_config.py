@@ -7,10 +7,9 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-from .streams import GROUP
-
 MAX_STEPS = 25_000
 MAX_DEVICES = 64
+GROUP = 4  # samples that share one random stream (streams.py): the unit a batch is cut into
 MAX_GRID_SEEDS = 64
 AUG_MODES = ("ada", "diffaugment", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")

@@ -33,8 +33,8 @@ import torch
 
 from . import distributed, losses
 from .augment import AdaController, AdaptiveAugment, diffaugment
-from .streams import GROUP, Streams, group_sizes, rank_groups, rank_rows, stream_seed
-from .train_config import TrainConfig
+from .streams import Streams, group_sizes, rank_groups, rank_rows, stream_seed
+from .train_config import GROUP, TrainConfig
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 FP16_RESOLUTIONS, FP16_CONV_CLAMP = 4, 256  # the original's mixed precision: top 4 resolutions, clamp 256
