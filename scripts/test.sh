@@ -26,6 +26,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 export ATELIER_REQUIRE_BROWSER=1   # a browser test that cannot start fails instead of skipping
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"   # as core/__init__.py sets it: no spinning threads
 .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"
 rc=$?
 if [ $rc -eq 5 ]; then echo "error: no tests were collected" >&2; exit 1; fi
