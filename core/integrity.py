@@ -209,19 +209,15 @@ def _check_public_index(root: Path, users_dir: Path, q: _Quarantine) -> None:
 # ---- experiments ---------------------------------------------------------------------------------
 
 def _check_experiments(root: Path, users_dir: Path, q: _Quarantine, grace_s: float) -> None:
-    if not (root / "queue").is_dir():
-        records = []
-    else:
-        from .jobs import store
-        records = store.all_records(store.cache())
+    from .jobs import api, store
+    if not store.queue_dir().is_dir():
+        return  # no queue here (a fresh root, or ATELIER_QUEUE_DIR elsewhere): no record to judge run folders by
+    records = store.all_records(store.cache())
     known = {(r.get("owner"), r.get("id")) for r in records}
     for run in sorted(users_dir.glob("*/experiments/*")):
         user = run.parent.parent.name
         if run.is_dir() and not run.name.startswith(".") and (user, run.name) not in known and _idle(run, grace_s):
             q.move(run, "run folder of an experiment that has no record")
-    if not records:
-        return
-    from .jobs import api, store
     for rec in records:
         owner, exp_id = rec.get("owner"), rec.get("id")
         rd = users_dir / str(owner) / "experiments" / str(exp_id)

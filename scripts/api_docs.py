@@ -34,7 +34,8 @@ Rules that hold for every endpoint:
 - Experiments: `step` of `/show_snapshot` and `/save_to_my_models` is a training step; the nearest
   snapshot is used. `/start_experiment`'s `lr` 0 and `batch` 0 mean automatic; `time_cap` is in minutes;
   `precision` is `auto` (chosen for the worker's device and named in the run's log), `fp32`, `fp16`
-  (CUDA only) or `bf16`.
+  (CUDA only) or `bf16`; `devices` (default 1) is how many GPUs of the machine train it together
+  (see docs/scaling.md).
 - Playground: `source` is `seed` (the seed, or the pasted / uploaded vector), `vector:<id>` (ids from
   `/list_vectors`) or `projection:<id>` (from `/projection_status` once a projection is over);
   `direction_set` is `sefa:<group>` or `ganspace:<group>` (group `all`, `coarse`, `middle`, `fine`) or

@@ -46,13 +46,15 @@ def test_two_users_take_turns_one_worker(home):
 def test_the_user_with_fewer_jobs_running_goes_first(home):
     a1, a2 = _submit(home, "alice", "a1"), _submit(home, "alice", "a2")
     b1 = _submit(home, "bob", "b1")
-    assert claim_next(store.worker_identity("gpu0", "cuda:0"))["id"] == a1    # oldest job, nobody served yet
+    gpu0, gpu1 = store.worker_identity("gpu0", "cuda:0"), store.worker_identity("gpu1", "cuda:1")
+    assert claim_next(gpu0, gpus=2)["id"] == a1    # oldest job, nobody served yet
     with store.transaction() as c:
         store.mark_served(c, "bob", time.time() + 60)    # bob was served after alice ...
     # ... but alice has a job running and bob none: the second worker takes bob's
-    assert claim_next(store.worker_identity("gpu1", "cuda:1"))["id"] == b1
+    assert claim_next(gpu1, gpus=2)["id"] == b1
     assert jobs.get_experiment(a2, "alice")["queue_position"] == 1
-    assert claim_next(store.worker_identity("gpu1", "cuda:1"))["id"] == a2
+    _finish(b1)                                          # its GPU is free again
+    assert claim_next(gpu1, gpus=2)["id"] == a2
 
 
 def test_requeued_and_continued_jobs_keep_fifo_within_a_user(home):

@@ -50,14 +50,19 @@ def test_g_is_scaled_by_its_interval_with_path_length_off():
     assert tr.opt_D.param_groups[0]["lr"] == pytest.approx(0.0025 * 16 / 17)
 
 
-def test_w_avg_moves_in_every_mapping_pass_of_training():
-    tr = _trainer(aug="none", style_mixing=0.0)
-    passes = []
-    tr.G.mapping.register_forward_hook(lambda m, args, kw_out: passes.append(m.w_avg.clone()))
+def test_w_avg_moves_once_in_every_phase_that_runs_g():
+    tr = _trainer(aug="none", style_mixing=0.0, r1_gamma=1.0)
+    after, phase = {}, tr._phase
+
+    def spy(name, reals, z=None):
+        phase(name, reals, z)
+        after[name] = tr.G.mapping.w_avg.clone()
+    tr._phase = spy
     before = tr.G.mapping.w_avg.clone()
     tr.train_step(_reals())
-    assert len(passes) == 2  # Gmain and Dmain (Dreg runs no G)
-    assert not torch.equal(passes[0], before) and not torch.equal(passes[1], passes[0])
+    assert list(after) == ["Gmain", "Dmain", "Dreg"]
+    assert not torch.equal(after["Gmain"], before) and not torch.equal(after["Dmain"], after["Gmain"])
+    assert torch.equal(after["Dreg"], after["Dmain"])  # Dreg runs no G
 
 
 def test_augmentation_draws_from_the_given_generator():
@@ -103,48 +108,51 @@ def test_another_thread_drawing_random_numbers_changes_nothing(tmp_path):
         stop.set()
         noisy.join()
     a, b = _state(tmp_path / "a" / "state.safetensors"), _state(tmp_path / "b" / "state.safetensors")
-    assert a.keys() == b.keys() and "train.rng" in a
+    assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
 
 
 def test_out_of_memory_mid_step_retries_the_phase_and_applies_each_update_once(monkeypatch):
-    """Out of memory in Dmain's first D pass (after G was updated and Dmain's G pass moved w_avg):
-    the phase runs again in passes of half the size. The result equals a twin that ran Dmain in
-    those passes from the start: G updated once, D once, w_avg and the random stream rolled back."""
+    """Out of memory in Dmain's first D pass (after G was updated and Dmain's G pass ran): the
+    phase runs again in passes of half the size. The result equals a twin that ran Dmain in those
+    passes from the start, and one that never ran out of memory (the streams belong to the samples,
+    not to the passes): G updated once, D once, w_avg moved once."""
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     oom = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0)
     twin = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0)
+    whole = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0)
     calls = []
     run_D = oom._run_D
 
-    def failing_run_D(img):
+    def failing_run_D(img, streams):
         calls.append(1)
         if len(calls) == 2:  # Gmain's D pass is the first; Dmain's fake pass the second
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (forced by the test)")
-        return run_D(img)
+        return run_D(img, streams)
     oom._run_D = failing_run_D
     twin_phase = twin._phase
 
-    def halve_for_d(name, reals, z):
+    def halve_for_d(name, reals, z=None):
         if name == "Dmain":
             twin.batch_gpu = 4
         twin_phase(name, reals, z)
     twin._phase = halve_for_d
-    oom.train_step(_reals(8))
-    twin.train_step(_reals(8))
+    for tr in (oom, twin, whole):
+        tr.train_step(_reals(8))
     assert oom.batch_gpu == 4
     assert _adam_steps(oom.opt_G) == {1} and _adam_steps(oom.opt_D) == {1}
     for net in ("G", "D", "G_ema"):
-        for (name, x), y in zip(getattr(oom, net).state_dict().items(), getattr(twin, net).state_dict().values()):
+        for (name, x), y, w in zip(getattr(oom, net).state_dict().items(), getattr(twin, net).state_dict().values(),
+                                   getattr(whole, net).state_dict().values()):
             assert torch.equal(x, y), f"{net}.{name}"
-    assert torch.equal(oom.gen.get_state(), twin.gen.get_state())
+            assert torch.allclose(x, w, rtol=1e-4, atol=1e-6), f"{net}.{name}"  # float rounding of the sums
 
 
 def test_out_of_memory_with_a_fixed_pass_size_is_raised():
     tr = _trainer(batch=8, batch_gpu=8, aug="none")
 
-    def no_memory(img):
+    def no_memory(img, streams):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (forced by the test)")
     tr._run_D = no_memory
     with pytest.raises(torch.cuda.OutOfMemoryError):

@@ -53,6 +53,7 @@ class NewExperimentUI:
     lr: gr.Number
     time_cap: gr.Number
     precision: gr.Dropdown
+    devices: gr.Number
     start: gr.Button
     message: gr.Markdown
 
@@ -91,6 +92,8 @@ def build_new_experiment() -> NewExperimentUI:
                                                label="Snapshot every N steps (0 = automatic: every few minutes)")
                     lr = gr.Number(value=0, label="Learning rate (0 = automatic)")
                     precision = gr.Dropdown(PRECISION_CHOICES, value="auto", label="Precision")
+                    devices = gr.Number(value=1, precision=0, minimum=1, visible=False,  # shown with 2+ GPUs
+                                        label="GPUs (the batch is split between them)")
                 with gr.Row():
                     aug = gr.Radio([("ADA", "ada"), ("DiffAugment", "diffaugment"), ("Off", "none")], value="ada",
                                    label="Augmentation")
@@ -142,10 +145,10 @@ def checkpoint_text(e: dict) -> str:
             f"{md_escape(e['depicts'])}{note}")
 
 
-def options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap, precision="auto") -> dict:
+def options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap, precision="auto", devices=1) -> dict:
     opts = {"batch": int(batch or 0), "snapshot_every": int(snapshot_every or 0), "aug": aug,
             "mirror": bool(mirror), "freeze_d": int(freeze_d or 0), "time_budget_s": float(time_cap or 0) * 60,
-            "precision": precision or "auto"}
+            "precision": precision or "auto", "devices": int(devices or 1)}
     if lr:
         opts.update(lr_g=float(lr), lr_d=float(lr))
     return opts
@@ -190,7 +193,9 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
         choices = [(f"{e['title']} ({state_text(e)})", e["name"]) for e in entries]
         chosen = checkpoint if checkpoint in {e["name"] for e in entries} else entries[0]["name"]
         ds_value = dataset if dataset in {d["id"] for d in items} else (items[0]["id"] if items else None)
+        gpus = len(jobs_core.machine_devices())
         return {ui.empty: gr.Group(visible=not items), ui.form: gr.Column(visible=bool(items)),
+                ui.devices: gr.Number(visible=gpus > 1, maximum=gpus),
                 ui.dataset: gr.Dropdown(choices=[(d["name"], d["id"]) for d in items], value=ds_value),
                 ui.cards: cards_view(entries), ui.checkpoint: gr.Dropdown(choices=choices, value=chosen)}
 
@@ -241,16 +246,16 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
 
     @safe(ui.message, errors)
     def start_experiment(title, dataset, checkpoint, crop, steps, batch, snapshot_every, aug, mirror, freeze_d, lr,
-                         time_cap, precision, count, warned, request: gr.Request):
+                         time_cap, precision, devices, count, warned, request: gr.Request):
         if count is not None and count < MIN_TO_TRAIN and warned != dataset:  # the second press trains anyway
             return {ui.message: too_small_text(count), ui.warned: dataset}
-        exp_id = jobs_core.submit_experiment(user_of(request), title=title, dataset=dataset or "", checkpoint=checkpoint
-                                             or "", steps=steps, crop=crop, options=options_of(
-                                                 batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap, precision))
+        options = options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap, precision, devices)
+        exp_id = jobs_core.submit_experiment(user_of(request), title=title, dataset=dataset or "",
+                                             checkpoint=checkpoint or "", steps=steps, crop=crop, options=options)
         listing = list_outputs(experiments, jobs_core.list_experiments(user_of(request)), exp_id)
         return {**listing, ui.message: ok_text("Queued."), ui.warned: None, nav.tabs: go_to(EXPERIMENTS)}
 
-    form_outputs = [ui.empty, ui.form, ui.dataset, ui.cards, ui.checkpoint, ui.message]
+    form_outputs = [ui.empty, ui.form, ui.dataset, ui.cards, ui.checkpoint, ui.devices, ui.message]
     ui.tab.select(load_form, [ui.dataset, ui.checkpoint], form_outputs, api_name="new_experiment_form",
                   show_progress="hidden")
     ui.empty_btn.click(lambda: go_to(DATASETS), None, nav.tabs, api_name=False)
@@ -269,6 +274,6 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
           api_name="estimate_experiment", trigger_mode="always_last", concurrency_id="eta", show_progress="hidden")
     ui.start.click(start_experiment, [ui.title, ui.dataset, ui.checkpoint, ui.crop, ui.steps, ui.batch,
                                       ui.snapshot_every, ui.aug, ui.mirror, ui.freeze_d, ui.lr, ui.time_cap,
-                                      ui.precision, ui.dataset_count, ui.warned],
+                                      ui.precision, ui.devices, ui.dataset_count, ui.warned],
                    [ui.message, ui.warned, nav.tabs, experiments.empty, experiments.table, experiments.chosen],
                    api_name="start_experiment")

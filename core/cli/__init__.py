@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what a command that starts itself again (train --devices N) passes on
     try:
         return int(args.func(args) or 0)
     except UserError as e:

@@ -1,10 +1,12 @@
 """``train``: transfer learning (or training from scratch) into an output folder, resumable."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..stylegan.train_config import PRECISIONS
 from . import UserError
+from ..storage import DEFAULT_USER
 
 CROPS = ("center", "random", "none", "pad")
 
@@ -17,12 +19,16 @@ def add_train_options(p) -> None:
     p.add_argument("--snapshot-every", type=int, default=250, help="steps between snapshots")
     p.add_argument("--batch", type=int, default=0, help="batch size (default: automatic)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--devices", type=int, default=1,
+                   help="processes that train together through torchrun: GPUs of this machine, or CPU "
+                        "processes with --device cpu (default 1; see docs/scaling.md)")
     p.add_argument("--crop", choices=CROPS, default="center")
     p.add_argument("--freeze-d", type=int, default=0, help="freeze the first N discriminator layers")
     p.add_argument("--aug", choices=("ada", "diffaugment", "none"), default="ada")
     p.add_argument("--mirror", action="store_true", help="random x-flips of the training images")
     p.add_argument("--lr", type=float, default=0.0, help="learning rate of G and D (default: automatic)")
     p.add_argument("--r1-gamma", type=float, default=-1.0, help="R1 weight (default: automatic)")
+    p.add_argument("--pl-weight", type=float, default=0.0, help="path length regularisation weight (default 0: off)")
     p.add_argument("--time-budget", type=float, default=0.0, help="stop cleanly after this many minutes")
     p.add_argument("--metrics", default="",
                    help="comma-separated metrics at snapshots: swd, memorisation, fid, kid (fid/kid need --inception)")
@@ -39,8 +45,9 @@ def config_from_args(args):
     from ..stylegan.train_config import ConfigError, TrainConfig
     try:
         return TrainConfig(steps=args.steps, snapshot_every=args.snapshot_every, batch=args.batch, device=args.device,
-                           freeze_d=args.freeze_d, aug=args.aug, mirror=args.mirror, lr_g=args.lr, lr_d=args.lr,
-                           r1_gamma=args.r1_gamma, time_budget_s=args.time_budget * 60, seed=args.seed,
+                           devices=args.devices, freeze_d=args.freeze_d, aug=args.aug, mirror=args.mirror, lr_g=args.lr,
+                           lr_d=args.lr, r1_gamma=args.r1_gamma, pl_weight=args.pl_weight,
+                           time_budget_s=args.time_budget * 60, seed=args.seed,
                            metrics=tuple(m for m in args.metrics.split(",") if m),
                            inception_path=getattr(args, "inception", ""), precision=args.precision,
                            compile=args.compile).validate()
@@ -58,20 +65,60 @@ def open_dataset(value: str, resolution: int, crop: str, user: str):
         raise UserError(str(e)) from None
 
 
-def run(args) -> int:
-    from tqdm import tqdm
+def _launch(args, cfg) -> int:
+    """Start this same command as cfg.devices processes of one run (torchrun on this machine)."""
+    import signal
+    import subprocess
 
-    from ..storage import DEFAULT_USER
-    from ..stylegan.train import TrainingError, train
+    import torch
+
+    from ..stylegan import distributed
+    if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()):
+        if torch.cuda.device_count() < cfg.devices:
+            raise UserError(f"--devices {cfg.devices}: this machine has {torch.cuda.device_count()} GPU(s)")
+    elif cfg.device not in ("cpu", "auto"):
+        raise UserError(f"--devices {cfg.devices} runs on CUDA GPUs or on the CPU, not on {cfg.device}")
+    proc = subprocess.Popen(distributed.torchrun_command(cfg.devices, ["core.cli", *args.argv]))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _: proc.send_signal(signum))
+    code = proc.wait()
+    if code:
+        print(f"error: a process of the run failed (torchrun exit code {code}); the same command resumes the run "
+              "from its last snapshot", file=sys.stderr)
+    return code
+
+
+def run(args) -> int:
+    from ..stylegan import distributed
     from .generate import load_for_cli
     cfg = config_from_args(args)
     ckpt = load_for_cli(args.checkpoint)
+    if cfg.devices > 1 and not distributed.launched() and not args.dry_run:
+        open_dataset(args.dataset, ckpt.resolution, args.crop, DEFAULT_USER)  # imported and packed once, here
+        return _launch(args, cfg)
+    group, device = distributed.start(cfg.device) if distributed.launched() else (distributed.SINGLE, cfg.device)
+    try:
+        return _train(args, cfg.replace(device=device), ckpt, group)
+    finally:
+        distributed.finish(group)
+
+
+def _train(args, cfg, ckpt, group) -> int:
+    """One process of the run (the only one, or one torchrun started): rank 0 shows the progress."""
+    from tqdm import tqdm
+
+    from ..stylegan import distributed
+    from ..stylegan.train import TrainingError, train
+    if not group.main:
+        distributed.barrier(group)  # rank 0 imports and packs the dataset first
     dataset = open_dataset(args.dataset, ckpt.resolution, args.crop, DEFAULT_USER)
+    if group.main:
+        distributed.barrier(group)
     if args.dry_run:
         print(cfg.to_json())
         print(f"dataset: {len(dataset):,} images at {ckpt.resolution} px; checkpoint: {ckpt.source_format}")
         return 0
-    bar = tqdm(total=cfg.steps, unit="step", desc="train")
+    bar = tqdm(total=cfg.steps, unit="step", desc="train", disable=not group.main)
 
     def progress(p):
         bar.n = p["step"]
@@ -82,12 +129,13 @@ def run(args) -> int:
     provenance = dict(checkpoint=args.checkpoint, dataset=args.dataset, crop=args.crop)
     try:
         result = train(cfg, Path(args.out), dataset=dataset, checkpoint=ckpt, progress_fn=progress,
-                       provenance=provenance, log=bar.write)
+                       provenance=provenance, log=bar.write if group.main else (lambda line: None), group=group)
     except TrainingError as e:
         raise UserError(str(e)) from None
     finally:
         bar.close()
-    print(f"{result['state']} at step {result['step']:,}; snapshots in {Path(args.out) / 'snapshots'}")
+    if group.main:
+        print(f"{result['state']} at step {result['step']:,}; snapshots in {Path(args.out) / 'snapshots'}")
     return 0
 
 

@@ -5,7 +5,13 @@
     <root>/users/<owner>/experiments/<id>/   run folder (snapshots, stats, state, log.txt)
 
 Every read-modify-write of a record happens in ``cache.transact()`` (an SQLite ``BEGIN IMMEDIATE``),
-so claims, stops and deletes by several processes never interleave. A record whose worker is
+so claims, stops and deletes by several processes never interleave.
+
+The queue's backend is what ``cache()`` returns: a transactional key-value store with ``get``,
+``set``, ``delete``, ``incr``, ``iterkeys`` and ``transact()`` (diskcache's Cache, embedded, in
+``<root>/queue`` or ``ATELIER_QUEUE_DIR``). SQLite needs a local disk: with the data root on a
+network file system, put the queue on a local one (ATELIER_QUEUE_DIR) and run the workers on
+that machine, or put a server-grade store with this interface here (docs/scaling.md). A record whose worker is
 gone (its pid is dead on this host, or its heartbeat is older than the lease) is an orphan.
 """
 from __future__ import annotations
@@ -43,9 +49,14 @@ class LimitReached(JobsError):
     """The user already has the maximum number of experiments queued or running."""
 
 
+def queue_dir() -> Path:
+    """Where the queue lives: ATELIER_QUEUE_DIR, else <data root>/queue."""
+    return Path(os.environ.get("ATELIER_QUEUE_DIR") or data_root() / "queue")
+
+
 def cache() -> diskcache.Cache:
     """The queue cache of the current data root (one handle per root and process)."""
-    path = str(data_root() / "queue")
+    path = str(queue_dir())
     with _caches_lock:
         c = _caches.get(path)
         if c is None:
@@ -170,7 +181,7 @@ def queue_positions(records: list[dict], served: dict[str, float] | None = None)
 
 # ---- worker identity and liveness -------------------------------------------------------------
 
-def _proc_start(pid: int) -> str | None:
+def proc_start(pid: int) -> str | None:
     """The process start time from /proc (to tell a reused pid apart), or None off Linux."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
@@ -180,17 +191,17 @@ def _proc_start(pid: int) -> str | None:
 
 def worker_identity(worker_id: str, device: str) -> dict:
     pid = os.getpid()
-    return {"id": worker_id, "pid": pid, "host": socket.gethostname(), "start": _proc_start(pid), "device": device}
+    return {"id": worker_id, "pid": pid, "host": socket.gethostname(), "start": proc_start(pid), "device": device}
 
 
-def _pid_alive(pid: int, start: str | None) -> bool:
+def pid_alive(pid: int, start: str | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    return start is None or _proc_start(pid) in (None, start)
+    return start is None or proc_start(pid) in (None, start)
 
 
 def is_orphan(rec: dict, now: float | None = None, lease_s: float | None = None) -> bool:
@@ -204,5 +215,5 @@ def is_orphan(rec: dict, now: float | None = None, lease_s: float | None = None)
     if w.get("host") == socket.gethostname() and w.get("pid"):
         if w["pid"] == os.getpid():
             return w.get("id") not in LIVE_WORKERS
-        return not _pid_alive(int(w["pid"]), w.get("start"))
+        return not pid_alive(int(w["pid"]), w.get("start"))
     return False

@@ -1,11 +1,14 @@
-"""The worker: claims queued experiments fairly across users and runs them through the trainer.
+"""The worker: claims queued experiments that fit its device, fairly across users, and runs them
+through the trainer.
 
     w = Worker(device="cpu", poll=1.0); w.run_forever(stop_event)    # or w.run_once()
 
 One worker per device; several (threads or processes, one per GPU) share the queue safely:
-a claim is one transaction, and each running record carries its worker's identity and a
-heartbeat. Orphans (worker dead or silent past the lease) are requeued by any worker, and
-train() resumes from the run's last snapshot. A failure marks the experiment failed with a
+a claim is one transaction, and each running record carries its worker's identity, the devices
+it holds and a heartbeat. A worker claims only what fits it (``devices.py``); an experiment on
+several devices runs as a torchrun group that the worker treats as one job (``group.py``).
+Orphans (worker dead or silent past the lease) are requeued by any worker, and train() resumes
+from the run's last snapshot. A failure marks the experiment failed with a
 one-line reason and the worker goes on. A run whose next snapshot would take its owner past their
 storage quota stops at its last snapshot, with the quota's sentence as its error.
 
@@ -30,7 +33,7 @@ import time
 import traceback
 import uuid
 
-from . import api, store
+from . import api, devices, store
 
 DEFAULT_STALL_S = 1800.0
 
@@ -69,16 +72,19 @@ def recover_orphans(lease_s: float | None = None) -> list[str]:
     return [rec["id"] for rec, _ in recovered]
 
 
-def claim_next(identity: dict) -> dict | None:
-    """Claim the next queued experiment in fair-share order (``store.claim_order``) for the worker
-    ``identity``, in one transaction; None when the queue is empty."""
+def claim_next(identity: dict, gpus: int = 0) -> dict | None:
+    """Claim the next queued experiment in fair-share order (``store.claim_order``) that fits the
+    worker ``identity`` on a machine with ``gpus`` GPUs (``devices.first_fit``), in one
+    transaction; None when nothing fits now."""
     with store.transaction() as c:
-        order = store.claim_order(store.all_records(c), store.served_times(c))
-        if not order:
+        records = store.all_records(c)
+        order = store.claim_order(records, store.served_times(c))
+        fit = devices.first_fit(order, identity["device"], records, gpus) if order else None
+        if fit is None:
             return None
-        rec = order[0]
+        rec, held = fit
         now = time.time()
-        rec.update(state="preparing", worker=identity, heartbeat=now, error=None)
+        rec.update(state="preparing", worker=dict(identity, devices=held), heartbeat=now, error=None)
         rec["started"] = rec.get("started") or now
         store.put(c, rec)
         store.mark_served(c, rec["owner"], now)
@@ -119,7 +125,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
     text = f"{e}".strip().splitlines()
     msg = text[0] if text else type(e).__name__
     if "out of memory" in msg.lower() or type(e).__name__ == "OutOfMemoryError":
@@ -134,11 +140,12 @@ class Worker:
 
     def __init__(self, device: str = "cpu", poll: float = 1.0, lease_s: float | None = None, log=None,
                  stall_s: float | None = None):
-        self.device, self.poll = device, poll
+        self.device, self.poll = devices.normalise(device), poll
         self.lease_s = lease_s or store.lease_seconds()
         self.stall_s = stall_s or stall_seconds()
         self.id = uuid.uuid4().hex
-        self.identity = store.worker_identity(self.id, device)
+        self.identity = store.worker_identity(self.id, self.device)
+        self.gpus = sum(d.startswith("cuda") for d in devices.machine_devices())  # for the claims
         self.shutdown = threading.Event()   # set by run_forever's stop_event: requeue, do not stop
         self.log = log or (lambda line: None)
         store.LIVE_WORKERS.add(self.id)
@@ -162,7 +169,7 @@ class Worker:
     def run_once(self) -> dict | None:
         """Recover orphans, claim the next experiment (fair share) and run it. Returns its final record."""
         recover_orphans(self.lease_s)
-        rec = claim_next(self.identity)
+        rec = claim_next(self.identity, self.gpus)
         if rec is None:
             return None
         self.log(f"running {rec['id']} ({rec['title']}) on {self.device}")
@@ -239,7 +246,7 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - any failure marks the job failed; the worker goes on
             if clock.stalled.is_set():
                 return None  # the watchdog has failed the job already
-            reason = _one_line(e)
+            reason = one_line(e)
             say(f"failed: {reason}")
             say(traceback.format_exc(limit=8))
             self._release_cuda()
@@ -275,7 +282,7 @@ class Worker:
         from ..stylegan import load_checkpoint, run_files
         from ..stylegan.train import train
         from ..stylegan.train_config import TrainConfig
-        from . import eta
+        from . import eta, group
         exp_id, owner = rec["id"], rec["owner"]
         cfg = TrainConfig.from_dict(dict(rec["options"], steps=rec["steps"], device=self.device))
         say(f"preparing on {self.device}: loading checkpoint {rec['checkpoint']}")
@@ -317,11 +324,12 @@ class Worker:
 
         fresh = not run_files.list_snapshots(store.run_dir(owner, exp_id))
         timer = eta.RunTimer()  # from here: start-up, steps and snapshots as the ETA counts them
-        result = train(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt,
-                       progress_fn=clock.ticking(progress, "training"), abort_fn=abort_fn, provenance=provenance,
-                       log=say, before_snapshot=clock.ticking(before_snapshot, "writing a snapshot"))
+        run = train if cfg.devices == 1 else group.runner(rec)  # several devices: a torchrun group
+        result = run(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt,
+                     progress_fn=clock.ticking(progress, "training"), abort_fn=abort_fn, provenance=provenance,
+                     log=say, before_snapshot=clock.ticking(before_snapshot, "writing a snapshot"))
         batch = (read_json(store.run_dir(owner, exp_id) / "config.json", {}) or {}).get("batch")
-        if batch:
+        if batch and cfg.devices == 1:  # the ETA's figures are one device's
             eta.record_run(ckpt.resolution, ckpt.g_kwargs, batch, self.device, timer, fresh=fresh)
         return result
 

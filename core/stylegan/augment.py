@@ -6,8 +6,9 @@ Written for Atelier from the papers:
 - Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training" (DiffAugment).
 
 Images are NCHW floats in [-1, 1] on any device and dtype. Random parameters and matrices are
-computed in float32 on the images' device from the torch.Generator the caller passes (the
-trainer's own, saved with its snapshots, so a resumed run reproduces them), or the global one.
+computed in float32 on the images' device from what the caller passes: the trainer's per-sample
+streams (``streams.Streams``: a resumed run, or one on several processes, draws the same numbers),
+a torch.Generator, or None for the global one.
 
 Geometric augmentations are composed into one 3x3 homogeneous matrix per sample and applied as
 the paper does, so that zooming out does not alias: the batch is padded by reflection as far as
@@ -26,6 +27,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from . import streams
 
 
 __all__ = ["AdaptiveAugment", "AdaController", "diffaugment"]
@@ -193,37 +196,37 @@ class AdaptiveAugment(torch.nn.Module):
     def _gate(self, name: str, n: int, p: Tensor, gen=None) -> Tensor:
         """[N] float mask: 1 where op `name` applies to the sample."""
         prob = p * self.mult[name]
-        return (torch.rand(n, device=p.device, generator=gen) < prob).float()
+        return (streams.rand((n,), gen, device=p.device) < prob).float()
 
     def geometric_matrix(self, n: int, h: int, w: int, p: Tensor, gen=None) -> Tensor:
         """[N, 3, 3] map from output pixel coords to input pixel coords (origin at the centre)."""
         dev = p.device
         g = _eye(n, 3, dev)
         if self.mult["xflip"] > 0:
-            i = torch.randint(0, 2, (n,), device=dev, generator=gen).float() * self._gate("xflip", n, p, gen)
+            i = streams.randint(0, 2, (n,), gen, device=dev).float() * self._gate("xflip", n, p, gen)
             g = g @ _scale2d(1 - 2 * i, torch.ones_like(i))
         if self.mult["rotate90"] > 0:
-            i = torch.randint(0, 4, (n,), device=dev, generator=gen).float() * self._gate("rotate90", n, p, gen)
+            i = streams.randint(0, 4, (n,), gen, device=dev).float() * self._gate("rotate90", n, p, gen)
             g = g @ _rotate2d_quarter(i.long())
         if self.mult["xint"] > 0:
-            t = (torch.rand(n, 2, device=dev, generator=gen) * 2 - 1) * self.xint_max
+            t = (streams.rand((n, 2), gen, device=dev) * 2 - 1) * self.xint_max
             t = t * self._gate("xint", n, p, gen)[:, None]
             g = g @ _translate2d((t[:, 0] * w).round(), (t[:, 1] * h).round())
         if self.mult["scale"] > 0:
-            s = torch.exp2(torch.randn(n, device=dev, generator=gen) * self.scale_std * self._gate("scale", n, p, gen))
+            s = torch.exp2(streams.randn((n,), gen, device=dev) * self.scale_std * self._gate("scale", n, p, gen))
             g = g @ _scale2d(s, s)
         p_rot = 1 - torch.sqrt((1 - p * self.mult["rotate"]).clamp(0, 1))
         if self.mult["rotate"] > 0:  # pre-rotation
-            theta = (torch.rand(n, device=dev, generator=gen) * 2 - 1) * math.pi * self.rotate_max
-            g = g @ _rotate2d(theta * (torch.rand(n, device=dev, generator=gen) < p_rot).float())
+            theta = (streams.rand((n,), gen, device=dev) * 2 - 1) * math.pi * self.rotate_max
+            g = g @ _rotate2d(theta * (streams.rand((n,), gen, device=dev) < p_rot).float())
         if self.mult["aniso"] > 0:
-            s = torch.exp2(torch.randn(n, device=dev, generator=gen) * self.aniso_std * self._gate("aniso", n, p, gen))
+            s = torch.exp2(streams.randn((n,), gen, device=dev) * self.aniso_std * self._gate("aniso", n, p, gen))
             g = g @ _scale2d(s, 1 / s)
         if self.mult["rotate"] > 0:  # post-rotation
-            theta = (torch.rand(n, device=dev, generator=gen) * 2 - 1) * math.pi * self.rotate_max
-            g = g @ _rotate2d(theta * (torch.rand(n, device=dev, generator=gen) < p_rot).float())
+            theta = (streams.rand((n,), gen, device=dev) * 2 - 1) * math.pi * self.rotate_max
+            g = g @ _rotate2d(theta * (streams.rand((n,), gen, device=dev) < p_rot).float())
         if self.mult["xfrac"] > 0:
-            t = torch.randn(n, 2, device=dev, generator=gen) * self.xfrac_std * self._gate("xfrac", n, p, gen)[:, None]
+            t = streams.randn((n, 2), gen, device=dev) * self.xfrac_std * self._gate("xfrac", n, p, gen)[:, None]
             g = g @ _translate2d(t[:, 0] * w, t[:, 1] * h)
         return g
 
@@ -234,20 +237,20 @@ class AdaptiveAugment(torch.nn.Module):
         v = _luma_axis(dev)
         vv = torch.outer(v, v)  # [4, 4] projector onto the grey axis
         if self.mult["brightness"] > 0:
-            b = torch.randn(n, device=dev, generator=gen) * self.brightness_std * self._gate("brightness", n, p, gen)
+            b = streams.randn((n,), gen, device=dev) * self.brightness_std * self._gate("brightness", n, p, gen)
             c = _translate3d(b) @ c
         if self.mult["contrast"] > 0:
-            s = torch.exp2(torch.randn(n, device=dev, generator=gen) * self.contrast_std
+            s = torch.exp2(streams.randn((n,), gen, device=dev) * self.contrast_std
                            * self._gate("contrast", n, p, gen))
             c = _scale3d(s) @ c
         if self.mult["lumaflip"] > 0:
-            i = torch.randint(0, 2, (n,), device=dev, generator=gen).float() * self._gate("lumaflip", n, p, gen)
+            i = streams.randint(0, 2, (n,), gen, device=dev).float() * self._gate("lumaflip", n, p, gen)
             c = (torch.eye(4, device=dev) - 2 * vv * i[:, None, None]) @ c
         if self.mult["hue"] > 0:
-            theta = (torch.rand(n, device=dev, generator=gen) * 2 - 1) * math.pi * self.hue_max
+            theta = (streams.rand((n,), gen, device=dev) * 2 - 1) * math.pi * self.hue_max
             c = _rotate3d_luma(theta * self._gate("hue", n, p, gen)) @ c
         if self.mult["saturation"] > 0:
-            s = torch.exp2(torch.randn(n, device=dev, generator=gen) * self.saturation_std
+            s = torch.exp2(streams.randn((n,), gen, device=dev) * self.saturation_std
                            * self._gate("saturation", n, p, gen))
             m = _eye(n, 4, dev)
             m[:, :3, :3] = vv[:3, :3] + (torch.eye(3, device=dev) - vv[:3, :3]) * s[:, None, None]
@@ -255,7 +258,8 @@ class AdaptiveAugment(torch.nn.Module):
         return c
 
     def forward(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """[N, C, H, W] -> [N, C, H, W]; random draws from ``generator`` (None: the global one)."""
+        """[N, C, H, W] -> [N, C, H, W]; random draws from ``generator`` (a torch.Generator or
+        ``streams.Streams``; None: the global one)."""
         if float(self.p) == 0.0:
             return images
         assert images.ndim == 4, f"expected NCHW, got {tuple(images.shape)}"
@@ -295,12 +299,14 @@ class AdaController:
     `update(batch_size)` once. Every `ada_interval` calls of update(), p moves by
     sign(r_t - ada_target) * images_seen_in_interval / (ada_kimg * 1000) and is clamped to
     [0, 1]; the new p is written into the attached AdaptiveAugment. Accumulators stay on the
-    logits' device, so only the interval boundary synchronises with the GPU.
+    logits' device, so only the interval boundary synchronises with the GPU. ``reduce``, when
+    given, sums each step's [sign_sum, count] over the processes of a run (a collective that
+    does not wait for the device), so every process holds the run's sums and moves p alike.
     """
 
     def __init__(self, augment: AdaptiveAugment | None = None, *, ada_target: float = 0.6,
-                 ada_interval: int = 4, ada_kimg: float = 100.0, p: float | None = None):
-        self.augment = augment
+                 ada_interval: int = 4, ada_kimg: float = 100.0, p: float | None = None, reduce=None):
+        self.augment, self.reduce = augment, reduce
         self.ada_target, self.ada_interval, self.ada_kimg = ada_target, ada_interval, ada_kimg
         if p is None:
             p = float(augment.p) if augment is not None else 0.0
@@ -314,6 +320,7 @@ class AdaController:
         self._count: Tensor | float = 0.0
         self._steps = 0
         self._images = 0
+        self._step_sums: list = [0.0, 0.0]  # this process's [sign_sum, count] of the current step
 
     def _push(self) -> None:
         if self.augment is not None:
@@ -322,11 +329,13 @@ class AdaController:
     def accumulate(self, real_logits: Tensor) -> None:
         """Collect sign(D(real)) for this interval (logits of any shape)."""
         logits = real_logits.detach().float()
-        self._sign_sum = self._sign_sum + logits.sign().sum()
-        self._count = self._count + logits.numel()
+        self._step_sums = [self._step_sums[0] + logits.sign().sum(), self._step_sums[1] + logits.numel()]
 
     def update(self, batch_size: int) -> float:
         """Call once per training step; adjusts p every `ada_interval` calls. Returns p."""
+        sign_sum, count = self.reduce(self._step_sums) if self.reduce is not None else self._step_sums
+        self._sign_sum, self._count = self._sign_sum + sign_sum, self._count + count
+        self._step_sums = [0.0, 0.0]
         self._steps += 1
         self._images += int(batch_size)
         if self._steps < self.ada_interval:
@@ -364,7 +373,7 @@ class AdaController:
 
 def _da_color(x: Tensor, gen=None) -> Tensor:
     n = x.shape[0]
-    r = lambda: torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype, generator=gen)  # noqa: E731
+    r = lambda: streams.rand((n, 1, 1, 1), gen, device=x.device, dtype=x.dtype)  # noqa: E731
     x = x + (r() - 0.5)                                   # brightness, U(-0.5, 0.5)
     mean = x.mean(dim=1, keepdim=True)
     x = (x - mean) * (r() * 2) + mean                     # saturation, U(0, 2)
@@ -376,8 +385,8 @@ def _da_translation(x: Tensor, gen=None, ratio: float = 0.125) -> Tensor:
     """Integer shift by up to ratio*size in each axis, zero fill."""
     n, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = torch.randint(-sy, sy + 1, (n, 1, 1), device=x.device, generator=gen)
-    tx = torch.randint(-sx, sx + 1, (n, 1, 1), device=x.device, generator=gen)
+    ty = streams.randint(-sy, sy + 1, (n, 1, 1), gen, device=x.device)
+    tx = streams.randint(-sx, sx + 1, (n, 1, 1), gen, device=x.device)
     rows = torch.arange(h, device=x.device)[None, :, None] - ty + sy  # [N, H, 1] in padded image
     cols = torch.arange(w, device=x.device)[None, None, :] - tx + sx  # [N, 1, W]
     xp = F.pad(x, [sx, sx, sy, sy])                                    # [N, C, H+2sy, W+2sx]
@@ -389,8 +398,8 @@ def _da_cutout(x: Tensor, gen=None, ratio: float = 0.5) -> Tensor:
     """Zero one square of side ratio*size per sample, its centre uniform over the image."""
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device, generator=gen) - ch // 2
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device, generator=gen) - cw // 2
+    oy = streams.randint(0, h + (1 - ch % 2), (n, 1, 1), gen, device=x.device) - ch // 2
+    ox = streams.randint(0, w + (1 - cw % 2), (n, 1, 1), gen, device=x.device) - cw // 2
     yy = torch.arange(h, device=x.device)[None, :, None]
     xx = torch.arange(w, device=x.device)[None, None, :]
     inside = (yy >= oy) & (yy < oy + ch) & (xx >= ox) & (xx < ox + cw)  # [N, H, W]

@@ -12,14 +12,17 @@ class BatchLoader:
     """Iterates float batches [B, C, R, R] in [-1, 1] on `device`, starting at `start_step`.
 
     `dataset` has ``__len__`` and ``get(i, rng) -> uint8 [C, R, R]`` (which applies its crop
-    mode). Batch s depends only on (seed, s), so a resumed run sees the same batches.
+    mode). Batch s depends only on (seed, s), and each of its samples only on (seed, s, row):
+    a resumed run sees the same batches, and a process that loads only ``rows`` of each batch
+    (its share of a run on several processes) the same images one process would.
     """
 
     def __init__(self, dataset, batch: int, *, seed: int, mirror: bool, device: torch.device,
-                 start_step: int = 0, prefetch: int = 2):
+                 start_step: int = 0, prefetch: int = 2, rows: range | None = None):
         if len(dataset) == 0:
             raise ValueError("the dataset holds no images")
         self.dataset, self.batch, self.seed, self.mirror, self.device = dataset, batch, seed, mirror, device
+        self.rows = rows if rows is not None else range(batch)
         self.step = start_step
         self.pin = device.type == "cuda"
         self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
@@ -28,13 +31,13 @@ class BatchLoader:
         self._thread.start()
 
     def load(self, step: int) -> torch.Tensor:
-        rng = np.random.default_rng([self.seed, step, 7])
-        idx = rng.integers(0, len(self.dataset), size=self.batch)
-        images = np.stack([self.dataset.get(int(i), rng) for i in idx])  # [B, C, R, R] uint8
-        if self.mirror:
-            flip = rng.random(self.batch) < 0.5
-            images[flip] = images[flip][..., ::-1]
-        x = torch.from_numpy(np.ascontiguousarray(images))
+        idx = np.random.default_rng([self.seed, step, 7]).integers(0, len(self.dataset), size=self.batch)
+        images = []
+        for row in self.rows:
+            rng = np.random.default_rng([self.seed, step, 7, row])  # crop and flip of this sample
+            image = self.dataset.get(int(idx[row]), rng)  # [C, R, R] uint8
+            images.append(image[..., ::-1] if self.mirror and rng.random() < 0.5 else image)
+        x = torch.from_numpy(np.ascontiguousarray(np.stack(images)))
         return x.pin_memory() if self.pin else x
 
     def _fill(self, step: int) -> None:

@@ -82,7 +82,7 @@ class SynthesisBlock(nn.Module):
     def forward(self, x, img, ws, noise_mode="random", fused=True, force_fp32=False, channels_last=False,
                 noise_generator=None):
         """ws: [N, num_conv + num_torgb, w_dim]. Without autograd, ``x`` may be overwritten.
-        Random noise is drawn from ``noise_generator`` (a torch.Generator; None: the global one)."""
+        Random noise is drawn from ``noise_generator`` (a torch.Generator or streams.Streams; None: the global one)."""
         noise = dict(noise_generator=noise_generator)
         w_iter = iter(ws.unbind(dim=1))
         dtype = block_dtype(self.use_fp16, ws.device, force_fp32)

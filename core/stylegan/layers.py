@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from . import ops
+from . import ops, streams
 
 
 class FullyConnectedLayer(nn.Module):
@@ -70,8 +70,8 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)  # [N, I]
         noise = None
         if self.use_noise and noise_mode == "random":
-            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device,
-                                generator=noise_generator) * self.noise_strength
+            noise = streams.randn((x.shape[0], 1, self.resolution, self.resolution), noise_generator,
+                                  device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         x = ops.modulated_conv2d(x, self.weight, styles, noise, up=self.up, padding=self.padding,

@@ -5,6 +5,7 @@
     run_dir/snapshots/step-NNNNNN.safetensors   G_ema of that step (native checkpoint)
     run_dir/snapshots/step-NNNNNN.png          the fixed-seed grid of that step
     run_dir/stats.jsonl               one JSON line per logged step, each step at most once
+    run_dir/group/                    a run on several devices started by the worker (core/jobs/group.py)
 
 Every file is written atomically, so a kill leaves the previous version intact.
 """

@@ -8,6 +8,8 @@ import numbers
 from dataclasses import dataclass, field
 
 MAX_STEPS = 25_000
+MAX_DEVICES = 64
+GROUP = 4  # samples that share one random stream (streams.py): the unit a batch is cut into
 MAX_GRID_SEEDS = 64
 AUG_MODES = ("ada", "diffaugment", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -52,6 +54,7 @@ class TrainConfig:
     freeze_d: int = 0                 # Freeze-D: the first N discriminator layers are not trained
     # Machine.
     device: str = "auto"              # auto (CUDA, then Apple's MPS, then the CPU) | cpu | cuda | cuda:N | mps
+    devices: int = 1                  # processes that train the run together (GPUs, or CPU processes; torchrun)
     precision: str = "auto"           # fp32 | fp16 (the original's, CUDA) | bf16 (autocast) | auto: per device
     compile: bool = False             # torch.compile D's first-order passes (see docs/benchmarks.md)
     time_budget_s: float = 0.0        # stop cleanly after this many seconds (0 = no cap)
@@ -75,6 +78,11 @@ class TrainConfig:
              "must not exceed batch")
         need(self.batch == 0 or self.batch_gpu == 0 or self.batch % self.batch_gpu == 0, "batch_gpu",
              "must divide batch")
+        need(self.batch_gpu == 0 or self.batch_gpu == self.batch or self.batch_gpu % GROUP == 0, "batch_gpu",
+             f"must be a multiple of {GROUP} (the samples that share a random stream), or the whole batch")
+        need(1 <= self.devices <= MAX_DEVICES, "devices", f"must be between 1 and {MAX_DEVICES}")
+        need(self.devices == 1 or self.batch == 0 or self.batch >= GROUP * self.devices, "batch",
+             f"must be at least {GROUP} per device: {GROUP * self.devices} or more on {self.devices} devices")
         need(self.snapshot_every >= 1, "snapshot_every", "must be at least 1")
         need(0 <= self.lr_g <= 1 and 0 <= self.lr_d <= 1, "lr", "learning rates must be in [0, 1] (0 = auto)")
         need(self.r1_interval >= 1 and self.pl_interval >= 1, "r1_interval", "intervals must be >= 1")

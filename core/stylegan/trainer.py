@@ -9,11 +9,20 @@ A step (what the UI counts) trains on one batch of reals in four phases, each it
 
 then G_ema and ADA's p. Each network's Adam has lr and betas scaled by k / (k + 1) (k: its
 regularisation interval; G's by 4 even with path length off), as lazy regularisation assumes.
-The mapping network updates w_avg in every pass of G (as in the original's train mode).
+w_avg moves once per phase that runs G (Gmain, Greg, Dmain), by the mean w of the phase's batch,
+as the original's train mode does when a phase is one pass.
 
-Randomness (z, noise, style mixing, augmentation) comes from the run's own torch.Generator on
-its device, saved with every snapshot: nothing else in the process can change a run, and a
-resumed run continues exactly. Statistics stay on the device until read_stats() (one sync).
+Randomness (z, noise, style mixing, augmentation) belongs to the samples: each group of
+streams.GROUP samples draws from its own generator seeded from (run seed, step, phase, group).
+Nothing else in the process can change a run, a resumed run continues exactly, and the
+trajectory does not depend on how the batch is cut into passes or processes.
+
+On several processes (distributed.Group) each trains its rows of the global batch; gradients,
+statistics, w_avg's and path length's means and ADA's statistic are summed across them, so every
+process holds the same weights and one process gives the same run up to float rounding. Where a
+phase is cut into passes or processes, w_avg and pl_mean move once per phase with the means over
+the whole batch (the original moves them once per pass of each process).
+Statistics stay on the device until read_stats() (one sync).
 """
 from __future__ import annotations
 
@@ -22,9 +31,10 @@ import copy
 import numpy as np
 import torch
 
-from . import losses
+from . import distributed, losses
 from .augment import AdaController, AdaptiveAugment, diffaugment
-from .train_config import TrainConfig
+from .streams import Streams, group_sizes, rank_groups, rank_rows, stream_seed
+from .train_config import GROUP, TrainConfig
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 FP16_RESOLUTIONS, FP16_CONV_CLAMP = 4, 256  # the original's mixed precision: top 4 resolutions, clamp 256
@@ -62,15 +72,12 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return requested
 
 
-def auto_batch(resolution: int, device: torch.device) -> int:
-    """StyleGAN2-ADA's min(4096 // res, 32) on a GPU; smaller on a CPU, where steps are slow."""
-    if device.type == "cuda":
-        return max(4, min(4096 // resolution, 32))
-    return max(4, min(2048 // resolution, 16))
-
-
-def step_seed(seed: int, step: int) -> int:
-    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+def auto_batch(resolution: int, device: torch.device, processes: int = 1) -> int:
+    """StyleGAN2-ADA's min(4096 // res, 32) per GPU; smaller on a CPU, where steps are slow. On
+    several processes, that many per process up to 64 in all (as the original), at least
+    GROUP per process."""
+    per = max(4, min(4096 // resolution, 32)) if device.type == "cuda" else max(4, min(2048 // resolution, 16))
+    return max(min(per * processes, max(per, 64)), GROUP * processes)
 
 
 def low_precision_blocks(net, lowest: int) -> None:
@@ -103,12 +110,19 @@ def bf16_lowest_resolution(net, device: torch.device) -> int:
 
 
 class Trainer:
-    """G, D, G_ema with their optimisers, augmentation, the run's random generator and counters."""
+    """G, D, G_ema with their optimisers, augmentation, the random streams and counters; ``group``:
+    this process's place among several training the run (distributed.py)."""
 
     def __init__(self, cfg: TrainConfig, G, D, G_ema=None, *, device: torch.device, batch: int,
-                 batch_gpu: int | None = None, log=None):
-        self.cfg, self.device, self.batch = cfg, device, batch
-        self.batch_gpu = batch_gpu or batch
+                 batch_gpu: int | None = None, log=None, group: distributed.Group = distributed.SINGLE):
+        self.cfg, self.device, self.batch, self.group = cfg, device, batch, group
+        self.group_sizes = group_sizes(batch)
+        if len(self.group_sizes) < group.world:
+            raise ValueError(f"batch {batch} on {group.world} processes: each process needs at least {GROUP} "
+                             f"images of the batch, so use a batch of at least {GROUP * group.world}")
+        self.groups = rank_groups(batch, group.rank, group.world)  # this process's groups and rows
+        self.rows = rank_rows(batch, group.rank, group.world)
+        self.batch_gpu = min(batch_gpu or len(self.rows), len(self.rows))  # images per pass on this process
         self.log = log or (lambda line: None)
         self.G = G.to(device).train().requires_grad_(False)
         self.D = D.to(device).train().requires_grad_(False)
@@ -126,9 +140,16 @@ class Trainer:
         lr, betas = losses.lazy_adam_params(cfg.lr_d or base_lr, (0.0, 0.99), cfg.r1_interval)
         self.opt_D = torch.optim.Adam(self._trainable(self.D), lr=lr, betas=betas, eps=1e-8)
         self.augment = AdaptiveAugment().to(device) if cfg.aug == "ada" else None
+        reduce = (lambda values: group.sum(values, device)) if group.world > 1 else None
         self.ada = AdaController(self.augment, ada_target=cfg.ada_target, ada_interval=cfg.ada_interval,
-                                 ada_kimg=cfg.ada_kimg) if self.augment is not None else None
-        self.gen = torch.Generator(device).manual_seed(cfg.seed)
+                                 ada_kimg=cfg.ada_kimg, reduce=reduce) if self.augment is not None else None
+        self._generators: list[torch.Generator] = []  # reseeded for every pass: see _streams()
+        epilogue = getattr(self.D, "b4", None)
+        self.mbstd_groups = getattr(epilogue, "mbstd_group_size", 0) == GROUP and epilogue.mbstd_num_channels > 0
+        if group.world > 1 and batch % GROUP:
+            raise ValueError(f"on several processes the batch must be a multiple of {GROUP}, not {batch}")
+        self._w_sum: list = [0.0, 0]  # this phase's sum of mapped w and their count (w_avg)
+        self._pl_total: torch.Tensor | None = None
         # Comparing a phase with the original's: "const" noise, and its memory layout (channels_last
         # False): the layout changes float rounding, which can flip the odd leaky-ReLU input near 0.
         self.noise_mode, self.channels_last = "random", None
@@ -142,6 +163,7 @@ class Trainer:
         self.force_fp32 = self.precision != "fp16"
         self.bf16 = self.precision == "bf16"
         self.compiled_D = self._compiled(self.D) if cfg.compile else None
+        distributed.broadcast_weights((self.G, self.D, self.G_ema), group)
         self._stats: dict[str, list] = {}
         self._ada_logits: list[torch.Tensor] = []
 
@@ -155,8 +177,8 @@ class Trainer:
     def _compiled(self, net):
         """``net``'s forward through torch.compile, for the passes without a second derivative
         (torch.compile has no double backward: Dreg runs eagerly), or None where no compiler
-        works on this machine (said in the log). G is not compiled: its noise comes from the run's
-        generator, which torch.compile cannot trace."""
+        works on this machine (said in the log). G is not compiled: its noise comes from the random
+        streams, which torch.compile cannot trace."""
         try:
             probe = torch.ones(2, device=self.device, requires_grad=True)
             torch.compile(lambda x: (x * 2).sin(), dynamic=False)(probe).sum().backward()
@@ -168,131 +190,219 @@ class Trainer:
 
     # ---- one step -----------------------------------------------------------------------------
     def train_step(self, reals: torch.Tensor) -> None:
-        """reals: [batch, C, R, R] in [-1, 1] on the device. Statistics: read_stats()."""
-        z = torch.randn([len(PHASES), self.batch, self.G.z_dim], device=self.device, generator=self.gen)
-        self._phase("Gmain", reals, z[0])
+        """reals: this process's rows of the batch (self.rows), [n, C, R, R] in [-1, 1] on the device.
+        Statistics: read_stats()."""
+        self._phase("Gmain", reals)
         if self.cfg.pl_weight > 0 and self.step % self.cfg.pl_interval == 0:
-            self._phase("Greg", reals, z[1])
-        self._phase("Dmain", reals, z[2])
+            self._phase("Greg", reals)
+        self._phase("Dmain", reals)
         if self.r1_gamma > 0 and self.step % self.cfg.r1_interval == 0:
-            self._phase("Dreg", reals, z[3])
+            self._phase("Dreg", reals)
         self._update_ema()
         self.step += 1
         self.run_nimg += self.batch
         if self.ada is not None:
             self.ada.update(self.batch)
 
-    def _phase(self, name: str, reals: torch.Tensor, z: torch.Tensor) -> None:
-        """Accumulate one phase's gradients over the batch in passes of batch_gpu, then one Adam step.
-
-        Out of GPU memory in a pass (automatic batch_gpu only): the phase's gradients and what its
-        passes changed (w_avg, pl_mean, the random stream) are put back and the phase runs again in
-        passes half the size. No update is applied before a phase completes, so none twice."""
+    def _phase(self, name: str, reals: torch.Tensor, z: torch.Tensor | None = None) -> None:
         net, opt = (self.G, self.opt_G) if name[0] == "G" else (self.D, self.opt_D)
-        loss = self.gradients(name, reals, z)
+        loss, count = self.gradients(name, reals, z)
         for p in net.parameters():
             if p.grad is not None:
                 torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
         opt.step()
-        self._record(name, loss)
+        self._record(name, loss, count)
         for logits in self._ada_logits if self.ada is not None else ():
             self.ada.accumulate(logits)
 
-    def gradients(self, name: str, reals: torch.Tensor, z: torch.Tensor,
-                  pl_randn: torch.Tensor | None = None) -> torch.Tensor:
-        """The phase's gradients in .grad of its network (from zero), accumulated over the batch in
-        passes of batch_gpu; returns its loss (gain included, detached). pl_randn: one pass only."""
-        net, opt = (self.G, self.opt_G) if name[0] == "G" else (self.D, self.opt_D)
+    def gradients(self, name: str, reals: torch.Tensor, z: torch.Tensor | None = None,
+                  pl_randn: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+        """The phase's gradients over the whole batch (summed over the processes) in .grad of its
+        network (from zero), this process's rows in passes of batch_gpu; moves w_avg (and pl_mean).
+        Returns this process's loss (mean over its samples, gain included, detached) and how many
+        samples it is over. ``z`` and ``pl_randn`` (one pass only) replace the streams' draws.
+
+        Out of GPU memory in a pass (automatic batch_gpu only): the phase runs again in passes half
+        the size. Nothing it changes outside .grad moves before all its passes are done, and the
+        streams start again from their seeds, so no update is applied twice and none differs."""
+        net = self.G if name[0] == "G" else self.D
         gain = {"Greg": self.cfg.pl_interval, "Dreg": self.cfg.r1_interval}.get(name, 1)
-        for p in self._trainable(net):
+        params = self._trainable(net)
+        for p in params:
             p.requires_grad_(True)
-        saved = (self.G.mapping.w_avg.clone(), self.pl_mean, self.gen.get_state())
+        self._pl_total = None  # Greg's sum of path lengths over the processes, once per phase
         while True:
-            opt.zero_grad(set_to_none=True)
+            for p in params:
+                p.grad = None
             self._ada_logits.clear()
+            self._w_sum = [0.0, 0]
             try:
-                values = [self.accumulate(name, r, zc, gain=gain * len(r) / self.batch, pl_randn=pl_randn)
-                          for r, zc in zip(reals.split(self.batch_gpu), z.split(self.batch_gpu))]
+                if name == "Greg":
+                    values = self._path_length_passes(z, pl_randn, gain)
+                else:
+                    values = [self.accumulate(name, reals[rows], None if z is None else z[rows],
+                                              gain=gain * n / self.batch, streams=self._streams(name, groups))
+                              for rows, n, groups in self._passes()]
                 break
             except torch.cuda.OutOfMemoryError:
-                half = self.batch_gpu // 2
-                if self.cfg.batch_gpu or half < 4 or self.batch % half:
+                per_pass = self.batch_gpu // GROUP // 2 * GROUP
+                if self.cfg.batch_gpu or per_pass < GROUP:
                     raise
-                self.G.mapping.w_avg.copy_(saved[0])
-                self.pl_mean = saved[1]
-                self.gen.set_state(saved[2])
-                self._fewer_images_per_pass(half)
+                self._fewer_images_per_pass(per_pass)
         net.requires_grad_(False)
-        return torch.cat(values).mean() * gain
+        distributed.reduce_gradients(params, self.group)
+        if name != "Dreg":
+            self._move_w_avg()
+        values = torch.cat(values)
+        return values.mean() * gain, len(values)
 
-    def _fewer_images_per_pass(self, half: int) -> None:
+    def _passes(self) -> list[tuple[slice, int, list[int]]]:
+        """(local rows, image count, groups) of each pass: whole groups, batch_gpu images at most."""
+        per_pass = max(self.batch_gpu // GROUP, 1)
+        groups = list(self.groups)
+        out = []
+        for i in range(0, len(groups), per_pass):
+            part = groups[i:i + per_pass]
+            start = part[0] * GROUP - self.rows.start
+            n = sum(self.group_sizes[g] for g in part)
+            out.append((slice(start, start + n), n, part))
+        return out
+
+    def _streams(self, phase: str, groups: list[int]) -> Streams:
+        """The random streams of ``groups`` in ``phase`` of this step, from their seeds. The
+        generators are reused: one pass's streams at a time."""
+        while len(self._generators) < len(groups):
+            self._generators.append(torch.Generator(self.device))
+        index = PHASES.index(phase)
+        gens = [gen.manual_seed(stream_seed(self.cfg.seed, self.step, index, g))
+                for gen, g in zip(self._generators, groups)]
+        return Streams(gens, [self.group_sizes[g] for g in groups])
+
+    def _fewer_images_per_pass(self, per_pass: int) -> None:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        self.batch_gpu = half
-        self.log(f"out of GPU memory: {half} images per pass, {self.batch // half} passes per step")
+        self.batch_gpu = per_pass
+        self.log(f"out of GPU memory: {per_pass} images per pass, {-(-len(self.rows) // per_pass)} passes per step")
 
-    def accumulate(self, phase: str, real: torch.Tensor, z: torch.Tensor, *, gain: float = 1.0,
-                   pl_randn: torch.Tensor | None = None) -> torch.Tensor:
-        """Backpropagate one pass of ``phase`` into .grad (the original's accumulate_gradients):
-        mean(loss) * gain. Returns the per-sample loss terms (detached): Gmain/Dmain the logistic
-        losses, Greg pl_weight * penalty, Dreg r1_gamma / 2 * |grad|^2. ``pl_randn``: Greg's noise
-        (default: drawn from the run's generator)."""
+    def accumulate(self, phase: str, real: torch.Tensor, z: torch.Tensor | None, *, gain: float = 1.0,
+                   streams: Streams) -> torch.Tensor:
+        """Backpropagate one pass of ``phase`` (Gmain, Dmain or Dreg) into .grad (the original's
+        accumulate_gradients): mean(loss) * gain. Returns the per-sample loss terms (detached):
+        Gmain/Dmain the logistic losses, Dreg r1_gamma / 2 * |grad|^2. z: drawn from ``streams``
+        when None."""
+        if phase in ("Gmain", "Dmain") and z is None:
+            z = streams.randn((len(streams), self.G.z_dim), device=self.device)
         if phase == "Gmain":
-            img, _ = self._run_G(z)
-            loss = losses.g_nonsaturating(self._run_D(img))
+            img, _ = self._run_G(z, streams)
+            loss = losses.g_nonsaturating(self._run_D(img, streams))
             loss.mean().mul(gain).backward()
-        elif phase == "Greg":
-            img, ws = self._run_G(z[:max(len(z) // 2, 1)])
-            if pl_randn is None:
-                pl_randn = torch.randn(img.shape, device=self.device, generator=self.gen)
-            penalty, pl_mean = losses.path_length_penalty(img, ws, self.pl_mean, pl_randn)
-            self.pl_mean = pl_mean.detach()
-            loss = penalty * self.cfg.pl_weight
-            (img[:, 0, 0, 0] * 0 + loss).mean().mul(gain).backward()  # as the original: every parameter
-            # gets a gradient (zero where it has no effect), so Adam treats them all alike
         elif phase == "Dmain":
             with torch.no_grad():
-                fake, _ = self._run_G(z)
-            loss_fake = losses.d_fake(self._run_D(fake))
+                fake, _ = self._run_G(z, streams)
+            loss_fake = losses.d_fake(self._run_D(fake, streams))
             loss_fake.mean().mul(gain).backward()
-            real_logits = self._run_D(real)
+            real_logits = self._run_D(real, streams)
             self._ada_logits.append(real_logits.detach())
             loss_real = losses.d_real(real_logits)
             loss_real.mean().mul(gain).backward()
             loss = loss_fake + loss_real
         elif phase == "Dreg":
             real = real.detach().requires_grad_(True)
-            real_logits = self._run_D(real, second_order=True)
+            real_logits = self._run_D(real, streams, second_order=True)
             self._ada_logits.append(real_logits.detach())
             loss = losses.r1_penalty(real_logits, real) * (self.r1_gamma / 2)
             (real_logits.flatten() * 0 + loss).mean().mul(gain).backward()
         else:
-            raise ValueError(f"unknown phase {phase!r}: one of {', '.join(PHASES)}")
+            raise ValueError(f"unknown phase {phase!r}: one of Gmain, Dmain, Dreg (Greg: gradients())")
         return loss.detach()
 
-    def _run_G(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images [N, C, R, R] (float32) and the ws they came from, with style mixing."""
-        G, gen = self.G, self.gen
-        ws = G.mapping(z, None, update_w_avg=True)  # [N, num_ws, w_dim]; the mapping runs in fp32
+    def _path_length_passes(self, z: torch.Tensor | None, pl_randn: torch.Tensor | None, gain: float) -> list:
+        """Greg: path length on the first half of every group (the original: half of each pass),
+        with pl_mean moved by the mean length over the whole batch and kept in the graph
+        (losses.path_length_terms). That mean must be known before any backward: with one pass
+        the lengths stay in the graph while the processes sum them; with several, a first round
+        measures them and each pass is run again from its streams for the gradients. The sum over
+        the processes is kept for a retry after running out of memory (the others have gone on)."""
+        passes = self._passes()
+        kept = len(passes) == 1 and self._pl_total is None
+
+        def forward(rows: slice, streams: Streams, create_graph: bool, count_w: bool):
+            full = z[rows] if z is not None else streams.randn((len(streams), self.G.z_dim), device=self.device)
+            halves = [max(n // 2, 1) for n in streams.sizes]
+            starts = np.cumsum([0] + streams.sizes[:-1])
+            zh = torch.cat([full[s:s + h] for s, h in zip(starts, halves)])
+            streams = streams.shrink(halves)
+            img, ws = self._run_G(zh, streams, count_w=count_w)
+            randn = pl_randn if pl_randn is not None else streams.randn(img.shape, device=self.device)
+            return img, losses.path_lengths(img, ws, randn, create_graph=create_graph)
+
+        first = []
+        if self._pl_total is None:
+            for rows, _, groups in passes:
+                img, lengths = forward(rows, self._streams("Greg", groups), create_graph=kept, count_w=kept)
+                first.append((img, lengths) if kept else (None, lengths.detach()))
+            self._pl_total = self.group.sum([sum(lengths.detach().sum() for _, lengths in first),
+                                             sum(len(lengths) for _, lengths in first)], self.device)
+        total = self._pl_total
+        mean_length = total[0] / total[1]
+        new_mean = self.pl_mean.lerp(mean_length, losses.PL_DECAY)
+        values = []
+        for rows, _, groups in passes:
+            if kept:
+                img, lengths = first[0]
+            else:  # the same streams again, now for the gradients
+                img, lengths = forward(rows, self._streams("Greg", groups), create_graph=True, count_w=True)
+            penalty, objective = losses.path_length_terms(lengths, new_mean, mean_length, losses.PL_DECAY)
+            weight = gain * self.cfg.pl_weight * len(lengths) / total[1]
+            (img[:, 0, 0, 0] * 0 + objective).mean().mul(weight).backward()  # as the original: every
+            # parameter gets a gradient (zero where it has no effect), so Adam treats them all alike
+            values.append(penalty * self.cfg.pl_weight)
+        self.pl_mean = new_mean.detach()
+        return values
+
+    def _run_G(self, z: torch.Tensor, streams: Streams, count_w: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images [N, C, R, R] (float32) and the ws they came from, with style mixing decided per group."""
+        G, dev = self.G, self.device
+        ws = G.mapping(z, None)  # [N, num_ws, w_dim]; the mapping runs in fp32; w_avg: _move_w_avg()
+        if count_w:
+            self._w_sum = [self._w_sum[0] + ws[:, 0].detach().float().sum(dim=0), self._w_sum[1] + len(ws)]
         if self.cfg.style_mixing > 0:  # on the device, no sync: cutoff = num_ws means no mixing
-            cutoff = torch.randint(1, ws.shape[1], [], device=self.device, generator=gen)
-            mixing = torch.rand([], device=self.device, generator=gen) < self.cfg.style_mixing
-            cutoff = torch.where(mixing, cutoff, ws.shape[1])
-            ws2 = G.mapping(torch.randn(z.shape, device=self.device, generator=gen), None)
-            later = torch.arange(ws.shape[1], device=self.device)[None, :, None] >= cutoff
+            num_ws = ws.shape[1]
+            cutoff = streams.per_group(lambda g: torch.randint(1, num_ws, [], device=dev, generator=g))
+            mixing = streams.per_group(lambda g: torch.rand([], device=dev, generator=g)) < self.cfg.style_mixing
+            cutoff = torch.where(mixing, cutoff, num_ws)
+            ws2 = G.mapping(streams.randn(z.shape, device=dev), None)
+            later = torch.arange(num_ws, device=dev)[None, :, None] >= cutoff[:, None, None]
             ws = torch.where(later, ws2, ws)
         img = G.synthesize(ws, noise_mode=self.noise_mode, fused=False, force_fp32=self.force_fp32,
-                           channels_last=self.channels_last, noise_generator=gen, bf16=self.bf16)
+                           channels_last=self.channels_last, noise_generator=streams, bf16=self.bf16)
         return img.float(), ws
 
-    def _run_D(self, img: torch.Tensor, second_order: bool = False) -> torch.Tensor:
+    def _move_w_avg(self) -> None:
+        """w_avg toward the mean w of this phase's batch (all processes), as the mapping's update."""
+        mapping = self.G.mapping
+        total = self.group.sum(self._w_sum, self.device)
+        mean = total[:-1] / total[-1]
+        mapping.w_avg.copy_(mean.to(mapping.w_avg.dtype).lerp(mapping.w_avg, mapping.w_avg_beta))
+
+    def _run_D(self, img: torch.Tensor, streams: Streams, second_order: bool = False) -> torch.Tensor:
         if self.cfg.aug == "ada" and (self.ada.p if self.ada is not None else float(self.augment.p)) > 0:
-            img = self.augment(img, self.gen)  # p is read on the host; the warp waits for the device, as the original's
+            img = self.augment(img, streams)  # p is read on the host; the warp waits for the device, as the original's
         elif self.cfg.aug == "diffaugment":
-            img = diffaugment(img, self.cfg.diffaugment_policy, self.gen)
+            img = diffaugment(img, self.cfg.diffaugment_policy, streams)
+        # D's minibatch standard deviation groups samples i, i + N/4, i + 2N/4, ... of its input:
+        # laid out so, its groups are the streams' groups, whatever the pass or process
+        k = len(img) // GROUP
+        regroup = self.mbstd_groups and k > 1 and len(img) % GROUP == 0
+        if regroup:
+            img = img.reshape(k, GROUP, *img.shape[1:]).transpose(0, 1).reshape(img.shape)
         if self.compiled_D is not None and not second_order:
-            return self.compiled_D(img).float()
-        return self.D(img, None, force_fp32=self.force_fp32, bf16=self.bf16).float()
+            logits = self.compiled_D(img)
+        else:
+            logits = self.D(img, None, force_fp32=self.force_fp32, bf16=self.bf16)
+        if regroup:
+            logits = logits.reshape(GROUP, k, -1).transpose(0, 1).reshape(len(img), -1)
+        return logits.float()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -308,18 +418,26 @@ class Trainer:
     # ---- statistics: on the device until read -----------------------------------------------------
     STAT_NAMES = {"Gmain": "loss_G", "Greg": "pl", "Dmain": "loss_D", "Dreg": "r1"}
 
-    def _record(self, phase: str, loss: torch.Tensor) -> None:
+    def _record(self, phase: str, loss: torch.Tensor, count: int) -> None:
+        """Keep this process's [sum, count] of the phase's loss for read_stats()."""
         value = loss
         if phase == "Dreg":
             value = loss / (self.cfg.r1_interval * self.r1_gamma / 2)  # the R1 penalty itself, as logged before
         elif phase == "Greg":
             value = loss / (self.cfg.pl_interval * self.cfg.pl_weight)  # the path length penalty
-        self._stats.setdefault(self.STAT_NAMES[phase], []).append(value.detach())
+        pair = torch.stack([value.detach() * count, torch.tensor(float(count), device=value.device)])
+        self._stats.setdefault(self.STAT_NAMES[phase], []).append(pair)
 
     def read_stats(self, reset: bool = True) -> dict:
-        """Means of each statistic since the last reset (one device sync), and ADA's p."""
+        """Means of each statistic since the last reset over the whole batch of every step (one
+        device sync; on several processes, one all-reduce that each of them must call), and ADA's p."""
         names = list(self._stats)
-        means = torch.stack([torch.stack(self._stats[n]).mean() for n in names]).tolist() if names else []
+        means = []
+        if names:
+            pairs = torch.cat([torch.stack(self._stats[n]) for n in names])  # [steps of all names, 2]
+            pairs = self.group.sum([pairs], self.device).reshape(-1, 2)
+            per_step = (pairs[:, 0] / pairs[:, 1]).split([len(self._stats[n]) for n in names])
+            means = torch.stack([values.mean() for values in per_step]).tolist()
         if reset:
             self._stats = {}
         out = dict(zip(names, means))
@@ -329,7 +447,7 @@ class Trainer:
 
     # ---- state for exact resume ----------------------------------------------------------------
     def extra_tensors(self) -> dict[str, torch.Tensor]:
-        out = {"train.pl_mean": self.pl_mean.detach().cpu().reshape(1), "train.rng": self.gen.get_state()}
+        out = {"train.pl_mean": self.pl_mean.detach().cpu().reshape(1)}
         for prefix, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
             for idx, state in opt.state_dict()["state"].items():
                 for key, value in state.items():
@@ -338,19 +456,14 @@ class Trainer:
         return out
 
     def counters(self) -> dict:
-        return {"step": self.step, "run_nimg": self.run_nimg, "rng_device": self.device.type,
+        return {"step": self.step, "run_nimg": self.run_nimg, "batch": self.batch,
                 "ada": self.ada.state_dict() if self.ada is not None else None}
 
     def load_state(self, tensors: dict[str, torch.Tensor], counters: dict) -> None:
         self.step, self.run_nimg = int(counters["step"]), int(counters["run_nimg"])
         if self.ada is not None and counters.get("ada"):
             self.ada.load_state_dict(counters["ada"])
-        self.pl_mean = tensors["train.pl_mean"].to(self.device).reshape([])
-        if "train.rng" in tensors and counters.get("rng_device") == self.device.type:
-            self.gen.set_state(tensors["train.rng"])
-        else:  # a state from before the run owned its generator, or from another kind of device
-            self.gen.manual_seed(step_seed(self.cfg.seed, self.step))
-            self.log("the random stream is re-seeded (the saved one belongs to another kind of device)")
+        self.pl_mean = tensors["train.pl_mean"].to(self.device).reshape([])  # (train.rng of older states: unused)
         for prefix, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
             sd = opt.state_dict()
             for idx in range(sum(len(g["params"]) for g in sd["param_groups"])):
@@ -366,4 +479,4 @@ class Trainer:
                 "betas_D": list(self.opt_D.param_groups[0]["betas"]),
                 "r1_gamma": self.r1_gamma, "ema_kimg": self.ema_kimg, "batch": self.batch,
                 "batch_gpu": self.batch_gpu, "frozen_d": self.frozen_d, "device": str(self.device),
-                "precision": self.precision, "compiled": self.compiled_D is not None}
+                "precision": self.precision, "compiled": self.compiled_D is not None, "processes": self.group.world}
