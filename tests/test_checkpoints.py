@@ -11,7 +11,6 @@ import http.server
 import json
 import socket
 import threading
-import types
 
 import pytest
 
@@ -442,20 +441,6 @@ def test_make_thumbnail_renders_grid(tmp_path, ckpt_bytes):
     assert ck.thumbnail_for("thumbs", user="someone-else") is None
     ck.remove_checkpoint("thumbs")
     assert not path.exists()
-
-
-def test_estimate_training_seconds_hook(monkeypatch):
-    import core
-    calls = []
-    fake_jobs = types.SimpleNamespace(
-        estimate_seconds_per_step=lambda res, arch, batch, device: calls.append((res, arch, batch, device)) or 0.5)
-    monkeypatch.setattr(core, "jobs", fake_jobs, raising=False)
-    monkeypatch.setitem(__import__("sys").modules, "core.jobs", fake_jobs)
-    assert ck.estimate_training_seconds("ffhq-256", 3000, "cpu", batch=4) == 1500.0
-    assert calls == [(256, {"channel_base": 16384, "channel_max": 512, "mapping_layers": 8}, 4, "cpu")]
-    monkeypatch.setitem(__import__("sys").modules, "core.jobs", types.SimpleNamespace())
-    monkeypatch.setattr(core, "jobs", types.SimpleNamespace(), raising=False)
-    assert ck.estimate_training_seconds("ffhq-256", 3000) is None
 
 
 def test_import_and_list_need_no_torch_and_no_network():

@@ -16,10 +16,10 @@ Errors meant for a person are :class:`CheckpointsError` with a one-line message;
 them into ``UserError``. Nothing here touches the network unless asked to download or import.
 
 Modules: ``common`` (errors, limits), ``entries`` (the catalog, names), ``cache`` (paths, states,
-listing, resolving, verifying, removing; the ETA hook), ``download`` (resumable HTTP fetch, catalog
+listing, resolving, verifying, removing), ``download`` (resumable HTTP fetch, catalog
 downloads), ``imports`` (user files and URLs), ``thumbnails`` (sample grids for the cards).
 """
-from .cache import (bundled_path, cache_dir, estimate_training_seconds, imported_files, list_checkpoints,
+from .cache import (bundled_path, cache_dir, imported_files, list_checkpoints,
                     remove_checkpoint, resolve_checkpoint, sha256_file, thumbnail_for, verify_checkpoint)
 from .common import (CHUNK, DEFAULT_TIMEOUT, IMPORT_SUFFIXES, MAX_IMPORT_BYTES, CheckpointsError, DownloadError,
                      ImportRefused, NotDownloaded, ProgressFn)
@@ -34,7 +34,7 @@ __all__ = [
     "CHUNK", "DEFAULT_NAME", "DEFAULT_TIMEOUT", "IMPORT_SUFFIXES", "MAX_IMPORT_BYTES", "NATIVE_LICENCE", "NGC_BASE",
     "NGC_LICENCE", "TF_BASE", "TF_LICENCE", "THUMB_CELL", "THUMB_PSI", "THUMB_SEEDS", "CatalogEntry",
     "CheckpointsError", "DownloadError", "ImportRefused", "NotDownloaded", "ProgressFn", "bundled_path",
-    "cache_dir", "catalog", "download_checkpoint", "estimate_training_seconds", "fetch_to_part", "get_entry",
+    "cache_dir", "catalog", "download_checkpoint", "fetch_to_part", "get_entry",
     "import_checkpoint", "imported_files", "list_checkpoints", "make_thumbnail", "register_catalog_entry",
     "remove_checkpoint", "resolve_checkpoint", "sha256_file", "thumbnail_for", "unregister_catalog_entry",
     "verify_checkpoint",

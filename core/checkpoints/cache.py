@@ -1,7 +1,7 @@
 """The cache on disk: where each file lives, what state each entry is in, listing, resolving, removing.
 
 Also validation through the engine (``load_checkpoint``, imported lazily), checksums and sidecars,
-the cross-process lock, and the training-time estimate hook. The layout is in the docstring of
+and the cross-process lock. The layout is in the docstring of
 ``core.checkpoints``.
 """
 from __future__ import annotations
@@ -274,32 +274,3 @@ def remove_checkpoint(name: str, user: str | None = None) -> list[Path]:
     if name in _CATALOG and not removed:
         raise CheckpointsError(f"{name} is not downloaded: nothing to remove")
     return removed
-
-
-# ----------------------------------------------------------------------------------------------
-# Training-time estimate (a thin hook; the measurement lives in core.jobs)
-
-def estimate_training_seconds(name: str, steps: int, device: str | None = None, *, batch: int | None = None,
-                              user: str | None = None) -> float | None:
-    """Seconds to train ``steps`` steps from checkpoint ``name``, or None when no estimate exists.
-
-    Delegates to ``core.jobs.estimate_seconds_per_step(resolution, arch_kwargs, batch, device)``
-    when that function exists; this module measures nothing itself.
-    """
-    try:
-        from core import jobs
-    except ImportError:
-        return None
-    fn = getattr(jobs, "estimate_seconds_per_step", None)
-    if fn is None:
-        return None
-    if name in _CATALOG:
-        entry = _CATALOG[name]
-        resolution, arch = entry.resolution, dict(entry.arch)
-    else:
-        rec = _imported(user).get(name)
-        if rec is None or not rec.get("resolution"):
-            return None
-        resolution, arch = int(rec["resolution"]), {}
-    per_step = fn(resolution, arch, batch, device)
-    return None if per_step is None else float(per_step) * int(steps)

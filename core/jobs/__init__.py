@@ -11,13 +11,13 @@ Nothing here imports Gradio; torch is imported only where training or measuring 
 from .api import (JobsError, LimitReached, NotFound, continue_experiment, delete_experiment, experiment_log,
                   experiment_snapshots, experiment_stats, get_experiment, list_experiments, max_jobs_per_user,
                   stop_experiment, submit_experiment)
-from .eta import estimate_experiment, estimate_seconds_per_step
+from .eta import estimate_experiment
 from .store import ACTIVE, RUNNING, STATES
 from .worker import Worker, recover_orphans, start_background_worker
 
 __all__ = [
     "ACTIVE", "RUNNING", "STATES", "JobsError", "LimitReached", "NotFound", "Worker", "continue_experiment",
-    "delete_experiment", "estimate_experiment", "estimate_seconds_per_step", "experiment_log",
+    "delete_experiment", "estimate_experiment", "experiment_log",
     "experiment_snapshots", "experiment_stats", "get_experiment", "list_experiments", "max_jobs_per_user",
     "recover_orphans", "start_background_worker", "stop_experiment", "submit_experiment",
 ]

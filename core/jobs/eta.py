@@ -291,14 +291,6 @@ def calibrate_pending(device: str, stop=None, *, announce: bool = True) -> bool:
 
 # ---- what the page reads -----------------------------------------------------------------------
 
-def estimate_seconds_per_step(resolution: int, arch_kwargs: dict | None, batch: int | None = None,
-                              device: str | None = None) -> float | None:
-    """Stored seconds per training step, or None when not measured yet; the hook ``core.checkpoints`` calls."""
-    label = estimate_device(device)
-    figures = figures_for(cache_key(resolution, arch_kwargs or {}, batch or auto_batch_for(resolution, label), label))
-    return None if figures is None else float(figures["sec_per_step"])
-
-
 _shape_cache: dict[tuple, tuple[int, dict, float]] = {}
 
 
