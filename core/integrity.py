@@ -194,7 +194,7 @@ def _check_public_index(root: Path, users_dir: Path, q: _Quarantine) -> None:
     path = root / "public_models.json"
     if not path.exists() or isinstance(_read(path), dict):
         return
-    with models._locked():
+    with models.index_lock():
         q.move(path, "unreadable public models index")
         pub = {}
         for rec_path in sorted(users_dir.glob(f"*/models/*/{models.RECORD}")):

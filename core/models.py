@@ -20,18 +20,16 @@ download, removed when the model is made private or deleted); the owner download
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import quota
-from .storage import DEFAULT_USER, atomic_path, atomic_write_json, data_root, download_name, read_json, user_dir
+from .storage import DEFAULT_USER, atomic_path, atomic_write_json, data_root, download_name, file_lock, read_json, user_dir
 
 __all__ = ["ModelError", "ModelNotFound", "ModelNotOwner", "save_model", "list_models", "get_model",
            "rename_model", "set_public", "delete_model", "model_weights_path", "model_grid_path",
@@ -120,16 +118,9 @@ def _untouched_for(folder: Path, seconds: float) -> bool:
     return time.time() - newest >= seconds
 
 
-@contextmanager
-def _locked():
-    """One writer at a time for the indexes (threads in the app and CLI processes alike)."""
-    lock = data_root() / ".models.lock"
-    with open(lock, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+def index_lock():
+    """One writer at a time for the model indexes, own and public (threads and processes alike)."""
+    return file_lock(data_root() / ".models.lock")
 
 
 def _folder(owner: str, model_id: str) -> Path:
@@ -266,7 +257,7 @@ def save_model(user: str, *, weights_path, name: str, source: dict | None = None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    with _locked():
+    with index_lock():
         ids = _own_ids(user)  # a concurrent check_models may have indexed the new folder already
         atomic_write_json(_index_path(user), {"ids": ids + [model_id] if model_id not in ids else ids})
     return model_id
@@ -359,7 +350,7 @@ def export_model(model_id, user: str, dest_dir) -> Path:
 
 def rename_model(model_id, user: str, name: str) -> dict:
     name = validate_name(name)
-    with _locked():
+    with index_lock():
         rec = _own(model_id, user)
         rec["name"] = name
         atomic_write_json(_folder(user, rec["id"]) / RECORD, rec)
@@ -368,7 +359,7 @@ def rename_model(model_id, user: str, name: str) -> dict:
 
 def set_public(model_id, user: str, public: bool) -> dict:
     """Make a model public (readable by every user) or private again."""
-    with _locked():
+    with index_lock():
         rec = _own(model_id, user)
         rec["public"] = bool(public)
         pub = _public_index()
@@ -386,7 +377,7 @@ def set_public(model_id, user: str, public: bool) -> dict:
 
 def delete_model(model_id, user: str) -> None:
     """Remove the model from the indexes, then free its files."""
-    with _locked():
+    with index_lock():
         rec = _own(model_id, user)
         pub = _public_index()
         if pub.pop(rec["id"], None) is not None:
@@ -412,7 +403,7 @@ def check_models(user: str, grace_s: float = TEMP_GRACE_S) -> list[str]:
     """
     done = []
     models = _models_dir(user)
-    with _locked():
+    with index_lock():
         for p in sorted(models.iterdir()):
             if p.is_dir() and (p.name.startswith(".tmp-") or p.name.startswith(".trash-")) \
                     and _untouched_for(p, grace_s):

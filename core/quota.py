@@ -14,15 +14,13 @@ Standard library only: the UI imports this.
 """
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import stat
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .storage import atomic_write_json, data_root, human_bytes, read_json, user_root
+from .storage import atomic_write_json, data_root, file_lock, human_bytes, read_json, user_root
 
 __all__ = ["QuotaError", "QuotaExceeded", "Room", "ENV_VAR", "DEFAULT_GB", "quota_bytes", "default_quota_bytes",
            "usage_bytes", "room", "check_room", "set_quota", "overrides", "parse_gb", "limit_text", "usage_text",
@@ -95,21 +93,11 @@ def quota_bytes(user: str) -> int | None:
     return default_quota_bytes()
 
 
-@contextmanager
-def _locked():
-    with open(data_root() / ".quotas.lock", "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
 def set_quota(user: str, gb: float | None) -> None:
     """Give ``user`` their own quota in GB (0 = no limit), or ``None`` to go back to the default."""
     user_root(user)  # the same name check as every per-user folder
     limit = None if gb is None else int(round(parse_gb(gb) * GB))
-    with _locked():
+    with file_lock(data_root() / ".quotas.lock"):
         users = _read_overrides(strict=True)
         if limit is None:
             users.pop(user, None)
