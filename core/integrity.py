@@ -250,7 +250,7 @@ def _check_experiments(root: Path, users_dir: Path, q: _Quarantine, grace_s: flo
 def _check_other_indexes(root: Path, q: _Quarantine) -> None:
     index = root / "checkpoints" / "imported" / "index.json"
     if index.exists() and not isinstance(_read(index), dict):
-        q.move(index, "unreadable index of imported checkpoints; the files stay in checkpoints/imported")
+        q.move(index, "unreadable index of imported checkpoints; the files stay in users/<user>/checkpoints")
     auth = root / "users.json"
     if auth.exists() and not isinstance(_read(auth), dict):
         q.say("users.json (the auth file) cannot be read: left in place; nobody can sign in until it is fixed")

@@ -7,8 +7,8 @@ and imported checkpoints may take, so that one user of a shared Atelier cannot f
 
 The quota is ``ATELIER_USER_QUOTA_GB`` (default 50, ``0`` = no limit) unless the user has an
 override in ``<data root>/quotas.json``. Usage is the apparent size of every file under
-``users/<user>/`` plus the user's imported checkpoints, each inode once (hard links count once,
-symbolic links are not followed). A check is made before each write, not a reservation: two
+``users/<user>/`` (datasets, experiments, models, imported checkpoints), each inode once (hard
+links count once, symbolic links are not followed). A check is made before each write, not a reservation: two
 operations started at the same moment may both pass and together overshoot by one operation.
 Standard library only: the UI imports this.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,22 +135,9 @@ def _tree_bytes(top: Path, seen: set) -> int:
     return total
 
 
-def _file_bytes(path: Path, seen: set) -> int:
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except (FileNotFoundError, NotADirectoryError):
-        return 0
-    return _count_once(st, seen) if stat.S_ISREG(st.st_mode) else 0
-
-
 def usage_bytes(user: str) -> int:
-    """Bytes of the user's files: ``users/<user>/`` and their imported checkpoints, each inode once."""
-    from .checkpoints import imported_files
-    seen: set = set()
-    total = _tree_bytes(user_root(user), seen)
-    for path in imported_files(user):
-        total += _file_bytes(path, seen)
-    return total
+    """Bytes of the user's files (everything under ``users/<user>/``), each inode once."""
+    return _tree_bytes(user_root(user), set())
 
 
 # ----------------------------------------------------------------------------------------------
