@@ -224,7 +224,10 @@ def _check_experiments(root: Path, users_dir: Path, q: _Quarantine, grace_s: flo
     from .jobs import api, store
     for rec in records:
         owner, exp_id = rec.get("owner"), rec.get("id")
-        rd = users_dir / str(owner) / "experiments" / str(exp_id)
+        try:
+            rd = store.run_dir(str(owner), str(exp_id))
+        except ValueError:  # not a user name: nothing of it can be under the root
+            continue
         if rd.is_dir():
             continue
         if rec.get("state") == "queued" and not rec.get("step"):
