@@ -152,10 +152,6 @@ def snapshot_text(snap: dict | None, total: int) -> str:
     return f"Step **{snap['step']:,}** · saved {saved} · {total} snapshot{'s' if total != 1 else ''} in all"
 
 
-def nearest(snaps: list[dict], step: int) -> dict | None:
-    return min(snaps, key=lambda s: (abs(s["step"] - step), -s["step"])) if snaps else None
-
-
 def slider_step(snaps: list[dict]) -> int:
     return math.gcd(*[s["step"] for s in snaps]) or 1 if snaps else 1
 
@@ -180,7 +176,7 @@ def controls_view(ui: ExperimentsUI, e: dict) -> dict:
 
 
 def snapshot_outputs(ui: ExperimentsUI, e: dict, snaps: list[dict], step: int) -> dict:
-    snap = nearest(snaps, step)
+    snap = jobs_core.nearest_snapshot(snaps, step)
     name = download_name(e["title"], f"step {snap['step']}", ext="png") if snap else None
     return {ui.grid: served(snap["image_path"]) if snap else None, ui.snapshot_md: snapshot_text(snap, len(snaps)),
             ui.save_sample: gr.DownloadButton(value=served(snap["image_path"], name) if snap else None)}
@@ -258,15 +254,8 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
 
     @safe(ui.message, ERRORS)
     def save_to_models(exp_id, step, name, request: gr.Request):
-        user = user_of(request)
-        e = jobs_core.get_experiment(exp_id or "", user)
-        snap = nearest(jobs_core.experiment_snapshots(e["id"], user), int(step or 0))
-        if snap is None:
-            return {ui.message: "⚠ There is no snapshot to save yet."}
-        source = {"experiment": e["id"], "step": snap["step"], "dataset": e["dataset_name"],
-                  "base_model": e["checkpoint"], "steps": e["steps"]}
-        models_core.save_model(user, weights_path=snap["weights_path"], name=name, source=source)
-        return {ui.message: ok_text(f"Saved “{name}” (step {snap['step']:,}) to My Models."),
+        m = models_core.save_snapshot(exp_id or "", int(step or 0), name, user_of(request))
+        return {ui.message: ok_text(f"Saved “{m['name']}” (step {m.get('step') or 0:,}) to My Models."),
                 ui.open_models: gr.Button(visible=True)}
 
     @safe(ui.message, ERRORS)

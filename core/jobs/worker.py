@@ -306,7 +306,8 @@ class Worker:
             self._set(exp_id, **fields)
 
         provenance = {"experiment": exp_id, "title": rec["title"], "checkpoint": rec["checkpoint"],
-                      "dataset": rec["dataset"], "crop": rec["crop"]}
+                      "dataset": rec.get("dataset_name") or rec["dataset"], "dataset_id": rec["dataset"],
+                      "crop": rec["crop"]}
 
         def before_snapshot(need_bytes: int) -> str | None:
             try:
