@@ -14,7 +14,8 @@ from core import jobs as jobs_core
 from core import models as models_core
 from core import video as video_core
 
-from .common import MODELS, NEW, Nav, download_name, duration, go_to, md_escape, ok_text, safe, scratch_dir, served, user_of
+from .common import (MODELS, NEW, Nav, download_name, duration, go_to, md_escape, ok_text, safe, scratch_dir, served,
+                     user_of)
 
 REFRESH_S = 2.0
 MAX_STEPS = 25_000
@@ -224,6 +225,10 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
     def list_experiments(chosen, request: gr.Request):
         return list_outputs(ui, jobs_core.list_experiments(user_of(request)), chosen)
 
+    @safe(ui.list_message, ERRORS)
+    def open_requested(exp_id, request: gr.Request):  # another tab asked for it (nav.open_experiment)
+        return list_outputs(ui, jobs_core.list_experiments(user_of(request)), exp_id)
+
     @safe(ui.message, ERRORS)
     def show_experiment(exp_id, request: gr.Request):
         if not exp_id:
@@ -287,6 +292,7 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
 
     quiet = dict(show_progress="hidden")
     gr.on([ui.tab.select, nav.demo.load], list_experiments, ui.chosen, list_outs, api_name="list_experiments", **quiet)
+    nav.open_experiment.change(open_requested, nav.open_experiment, list_outs, api_name=False, **quiet)
     ui.chosen.change(show_experiment, ui.chosen, [*view_outputs, ui.video, ui.open_models],
                      api_name="show_experiment", **quiet)
     ui.timer.tick(refresh, [ui.chosen, ui.snapshot, ui.seen], [*list_outs[:3], *view_outputs], api_name=False,

@@ -1,6 +1,6 @@
 """New experiment tab: title, dataset (with a word on its size), pre-trained model cards, crop, one
 steps control with a live ETA read from the worker's measurements, advanced options folded away;
-Start opens the Experiments tab on the new experiment."""
+Start asks the Experiments tab to open the new experiment (``Nav.open_experiment``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +15,8 @@ from core.datasets.common import MIN_TO_TRAIN
 from core.datasets.ingest import size_advice
 from core.stylegan.train_config import MAX_STEPS
 
-from .experiments import list_outputs
-from .common import DATASETS, EXPERIMENTS, Nav, TypedSlider, duration, go_to, md_escape, ok_text, safe, served, user_of
+from .common import (DATASETS, EXPERIMENTS, Nav, TypedSlider, duration, go_to, md_escape, ok_text, open_item, picked, safe,
+                     served, user_of)
 
 USABLE = ("bundled", "downloaded", "imported")
 ETA_POLL_S = 3.0     # while the worker measures a combination, the ETA line asks again this often
@@ -37,6 +37,7 @@ class NewExperimentUI:
     warned: gr.State
     mosaic: gr.Image
     cards: gr.Gallery
+    card_names: gr.State
     checkpoint: gr.Dropdown
     checkpoint_md: gr.Markdown
     download_btn: gr.Button
@@ -72,6 +73,7 @@ def build_new_experiment() -> NewExperimentUI:
             dataset_count, warned = gr.State(None), gr.State(None)
             cards = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Pre-trained model: click a card (resolution · what it shows · state)",
                                columns=5, height=300, object_fit="contain", allow_preview=False)
+            card_names = gr.State([])   # the checkpoint names of the cards, in the order drawn
             with gr.Row(equal_height=False):
                 checkpoint = gr.Dropdown(label="Pre-trained model", choices=[], allow_custom_value=True, scale=2)
                 with gr.Column(scale=3):
@@ -178,7 +180,7 @@ def too_small_text(count: int) -> str:
 
 # ---- wiring ------------------------------------------------------------------------------------
 
-def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
+def wire_new_experiment(ui: NewExperimentUI, nav: Nav) -> None:
     errors = (jobs_core.JobsError, ck_core.CheckpointsError, ds_core.DatasetError)
 
     @safe(ui.message, errors)
@@ -191,7 +193,8 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
         ds_value = dataset if dataset in {d["id"] for d in items} else (items[0]["id"] if items else None)
         return {ui.empty: gr.Group(visible=not items), ui.form: gr.Column(visible=bool(items)),
                 ui.dataset: gr.Dropdown(choices=[(d["name"], d["id"]) for d in items], value=ds_value),
-                ui.cards: cards_view(entries), ui.checkpoint: gr.Dropdown(choices=choices, value=chosen)}
+                ui.cards: cards_view(entries), ui.card_names: [e["name"] for e in entries],
+                ui.checkpoint: gr.Dropdown(choices=choices, value=chosen)}
 
     @safe(ui.message, errors)
     def show_dataset(dataset, request: gr.Request):
@@ -206,10 +209,6 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
             return {ui.checkpoint_md: "", ui.download_btn: gr.Button(visible=False)}
         return {ui.checkpoint_md: checkpoint_text(e), ui.download_btn: gr.Button(
             f"Download {e['title']} ({e['size_text']})", visible=e["state"] == "not downloaded")}
-
-    def pick_card(evt: gr.SelectData, request: gr.Request):
-        entries = ordered_checkpoints(user_of(request))
-        return gr.Dropdown(value=entries[evt.index]["name"]) if 0 <= evt.index < len(entries) else gr.Dropdown()
 
     @safe(ui.checkpoint_md, errors)
     def download_checkpoint(checkpoint, progress=gr.Progress()):  # the catalog cache is shared by all users
@@ -233,10 +232,10 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
         exp_id = jobs_core.submit_experiment(user_of(request), title=title, dataset=dataset or "", checkpoint=checkpoint
                                              or "", steps=steps, crop=crop, options=options_of(
                                                  batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap, precision))
-        listing = list_outputs(experiments, jobs_core.list_experiments(user_of(request)), exp_id)
-        return {**listing, ui.message: ok_text("Queued."), ui.warned: None, nav.tabs: go_to(EXPERIMENTS)}
+        return {ui.message: ok_text("Queued."), ui.warned: None, nav.open_experiment: open_item(exp_id),
+                nav.tabs: go_to(EXPERIMENTS)}
 
-    form_outputs = [ui.empty, ui.form, ui.dataset, ui.cards, ui.checkpoint, ui.message]
+    form_outputs = [ui.empty, ui.form, ui.dataset, ui.cards, ui.card_names, ui.checkpoint, ui.message]
     ui.tab.select(load_form, [ui.dataset, ui.checkpoint], form_outputs, api_name="new_experiment_form",
                   show_progress="hidden")
     ui.empty_btn.click(lambda: go_to(DATASETS), None, nav.tabs, api_name=False)
@@ -244,7 +243,7 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
                       api_name="dataset_mosaic", show_progress="hidden")
     ui.checkpoint.change(describe_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
                          api_name="describe_checkpoint", show_progress="hidden")
-    ui.cards.select(pick_card, None, ui.checkpoint, api_name=False)
+    ui.cards.select(picked, ui.card_names, ui.checkpoint, api_name=False)
     ui.download_btn.click(download_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
                           api_name="download_checkpoint", concurrency_id="download")
     gr.on([ui.checkpoint.change, ui.steps.change, ui.dataset.change, ui.crop.change, ui.batch.blur, ui.batch.submit,
@@ -254,5 +253,4 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
     ui.start.click(start_experiment, [ui.title, ui.dataset, ui.checkpoint, ui.crop, ui.steps, ui.batch,
                                       ui.snapshot_every, ui.aug, ui.mirror, ui.freeze_d, ui.lr, ui.time_cap,
                                       ui.precision, ui.dataset_count, ui.warned],
-                   [ui.message, ui.warned, nav.tabs, experiments.empty, experiments.table, experiments.chosen],
-                   api_name="start_experiment")
+                   [ui.message, ui.warned, nav.open_experiment, nav.tabs], api_name="start_experiment")
