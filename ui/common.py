@@ -25,6 +25,8 @@ GENERIC_ERROR = "Something went wrong on our side; the details are in the server
 
 # Tab ids, in the order of the work (gr.Tabs(selected=...) takes them).
 DATASETS, NEW, EXPERIMENTS, MODELS, PLAYGROUND = "datasets", "new", "experiments", "models", "playground"
+# The crop modes (core.datasets.CROP_MODES) a person chooses from, as the page names them.
+CROP_CHOICES = [("Center", "center"), ("Random", "random"), ("No crop (stretch)", "none")]
 
 
 @dataclass

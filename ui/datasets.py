@@ -13,7 +13,7 @@ from core import datasets as ds_core
 from core import quota
 from core.sample_data import make_sample_dataset
 
-from .common import NEW, Nav, go_to, md_escape, ok_text, picked, safe, scratch_dir, served, user_of, when
+from .common import CROP_CHOICES, NEW, Nav, go_to, md_escape, ok_text, picked, safe, scratch_dir, served, user_of, when
 
 UPLOAD_TYPES = sorted(ds_core.common.IMAGE_EXTS | ds_core.common.VIDEO_EXTS | ds_core.common.ARCHIVE_EXTS)
 SAMPLE_NAME = "Sample landscapes"
@@ -27,7 +27,6 @@ ADVICE = ("500 to 5,000 images are suggested (fewer than 300 is risky); images s
 DROP_LABEL = "Drop a folder of images, a .zip or a video here, or click to choose files"
 TILE_ROW_PX = 215     # a captioned tile is at most 180 px wide (atelier.css), plus its caption
 DROP_STATUS = '<div class="atelier-drop-status" aria-live="polite"></div>'
-CROPS = [("Center", "center"), ("Random", "random"), ("No crop (stretch)", "none")]
 CROP_ROWS = {"center": (("center", "center crop"),), "random": (("random", "random crop, draw 1"),
                                                                 ("random_2", "random crop, draw 2")),
              "none": (("none", "stretched to a square"),)}
@@ -86,7 +85,7 @@ def build_datasets() -> DatasetsUI:
                 relpaths = gr.Textbox(visible="hidden", elem_id="atelier-relpaths", label="relative paths")
             with gr.Column(scale=2):
                 name = gr.Textbox(label="Dataset name", placeholder="e.g. Ink drawings", max_length=100)
-                crop = gr.Radio(CROPS, value="center", label="Make images square by", elem_id="atelier-crop")
+                crop = gr.Radio(CROP_CHOICES, value="center", label="Make images square by", elem_id="atelier-crop")
                 with gr.Accordion("Inflate: more training images from the same ones", open=False):
                     with gr.Row():
                         mirror = gr.Checkbox(label="Mirror")
@@ -163,7 +162,7 @@ def report_view(rep: dict, sources: list[str]) -> tuple[str, list, list]:
 def previews_view(pv: dict, crop: str) -> gr.Gallery:
     """The whole images above, the same images as trained under ``crop`` below (two draws for random)."""
     rows = (("pad", "whole image"), *CROP_ROWS.get(crop, CROP_ROWS["center"]))
-    crop_name = dict((v, k) for k, v in CROPS).get(crop, crop)
+    crop_name = dict((v, k) for k, v in CROP_CHOICES).get(crop, crop)
     n = len(pv["labels"])
     return gr.Gallery(value=[(img, f"{label} · {what}") for key, what in rows for img, label in zip(pv[key], pv["labels"])],
                       columns=n, visible=True, height=gallery_height(len(rows)),

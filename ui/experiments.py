@@ -13,12 +13,12 @@ import pandas as pd
 from core import jobs as jobs_core
 from core import models as models_core
 from core import video as video_core
+from core.stylegan.train_config import MAX_STEPS
 
 from .common import (MODELS, NEW, Nav, download_name, duration, go_to, md_escape, ok_text, safe, scratch_dir, served,
                      user_of)
 
 REFRESH_S = 2.0
-MAX_STEPS = 25_000
 LOSSES = ("loss_G", "loss_D", "r1")
 LOSS_COLOURS = {"loss_G": "#f97316", "loss_D": "#3b82f6", "r1": "#10b981"}  # fixed: the series exist before data
 ERRORS = (jobs_core.JobsError, models_core.ModelError, video_core.VideoError)

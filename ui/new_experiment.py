@@ -13,13 +13,14 @@ from core import datasets as ds_core
 from core import jobs as jobs_core
 from core.datasets.common import MIN_TO_TRAIN
 from core.datasets.ingest import size_advice
-from core.stylegan.train_config import MAX_STEPS
+from core.stylegan.train_config import MAX_STEPS, TRANSFER_SMALL_DATA, TrainConfig
 
-from .common import (DATASETS, EXPERIMENTS, Nav, TypedSlider, duration, go_to, md_escape, ok_text, open_item, picked, safe,
+from .common import (CROP_CHOICES, DATASETS, EXPERIMENTS, Nav, TypedSlider, duration, go_to, md_escape, ok_text, open_item, picked, safe,
                      served, user_of)
 
 USABLE = ("bundled", "downloaded", "imported")
 ETA_POLL_S = 3.0     # while the worker measures a combination, the ETA line asks again this often
+DEFAULTS = TrainConfig().replace(**TRANSFER_SMALL_DATA)   # what the form starts from
 PRECISION_CHOICES = [("Automatic (named in the log)", "auto"), ("fp32", "fp32"), ("bf16 (GPU or CPU)", "bf16"),
                      ("fp16 (GPU, as the original)", "fp16")]
 
@@ -79,25 +80,24 @@ def build_new_experiment() -> NewExperimentUI:
                 with gr.Column(scale=3):
                     checkpoint_md = gr.Markdown()
                     download_btn = gr.Button("Download", visible=False, size="sm")
-            crop = gr.Radio([("Center", "center"), ("Random", "random"), ("No crop (stretch)", "none")],
-                            value="center", label="Crop")
-            steps = TypedSlider(1, MAX_STEPS, value=3000, step=1, label="Training steps", elem_id="atelier-steps",
-                                info=f"Type a number or drag: 1 to {MAX_STEPS:,} (3,000 suits most datasets).")
+            crop = gr.Radio(CROP_CHOICES, value="center", label="Crop")
+            steps = TypedSlider(1, MAX_STEPS, value=DEFAULTS.steps, step=1, label="Training steps",
+                                elem_id="atelier-steps", info=f"Type a number or drag: 1 to {MAX_STEPS:,} ({DEFAULTS.steps:,} suits most datasets).")
             eta = gr.Markdown("ETA: choose a dataset and a model.", elem_id="atelier-eta", elem_classes=["atelier-msg"])
             eta_timer = gr.Timer(ETA_POLL_S, active=False)
             with gr.Accordion("Advanced options (defaults suit small datasets)", open=False):
                 with gr.Row():
-                    batch = gr.Number(value=0, precision=0, label="Batch (0 = automatic)")
+                    batch = gr.Number(value=DEFAULTS.batch, precision=0, label="Batch (0 = automatic)")
                     snapshot_every = gr.Number(value=0, precision=0,
                                                label="Snapshot every N steps (0 = automatic: every few minutes)")
-                    lr = gr.Number(value=0, label="Learning rate (0 = automatic)")
-                    precision = gr.Dropdown(PRECISION_CHOICES, value="auto", label="Precision")
+                    lr = gr.Number(value=DEFAULTS.lr_g, label="Learning rate (0 = automatic)")
+                    precision = gr.Dropdown(PRECISION_CHOICES, value=DEFAULTS.precision, label="Precision")
                 with gr.Row():
-                    aug = gr.Radio([("ADA", "ada"), ("DiffAugment", "diffaugment"), ("Off", "none")], value="ada",
-                                   label="Augmentation")
-                    mirror = gr.Checkbox(value=True, label="Mirror images (x-flips)")
-                    freeze_d = gr.Number(value=0, precision=0, label="Freeze-D: frozen D layers")
-                    time_cap = gr.Number(value=0, label="Time cap in minutes (0 = none)")
+                    aug = gr.Radio([("ADA", "ada"), ("DiffAugment", "diffaugment"), ("Off", "none")],
+                                   value=DEFAULTS.aug, label="Augmentation")
+                    mirror = gr.Checkbox(value=DEFAULTS.mirror, label="Mirror images (x-flips)")
+                    freeze_d = gr.Number(value=DEFAULTS.freeze_d, precision=0, label="Freeze-D: frozen D layers")
+                    time_cap = gr.Number(value=DEFAULTS.time_budget_s / 60, label="Time cap in minutes (0 = none)")
             start = gr.Button("Start training", variant="primary", size="lg")
             message = gr.Markdown(elem_classes=["atelier-msg"])
     return NewExperimentUI(**{k: v for k, v in locals().items() if k in NewExperimentUI.__dataclass_fields__})

@@ -19,7 +19,6 @@ from .store import ACTIVE, RUNNING, JobsError, LimitReached, NotFound
 DEFAULT_MAX_JOBS_PER_USER = 5
 LOG_KEEP = 500
 LOG_FILE = "log.txt"
-CROPS = ("center", "random", "none", "pad")
 
 
 def max_jobs_per_user() -> int:
@@ -111,8 +110,10 @@ def submit_experiment(user: str, *, title: str, dataset: str, checkpoint: str, s
         raise JobsError("A title can have at most 200 characters.")
     if not title.isprintable():
         raise JobsError("A title cannot contain control characters.")
-    if crop not in CROPS:
-        raise JobsError(f"Unknown crop mode {crop!r}: choose one of {', '.join(CROPS)}.")
+    try:
+        datasets.validate_crop(crop)
+    except datasets.DatasetError as e:
+        raise JobsError(str(e)) from None
     if not isinstance(checkpoint, str) or not isinstance(dataset, str):
         raise JobsError("Choose a dataset and a pre-trained model by name.")
     opts = _options(_auto_snapshots(options, user, checkpoint, steps, allow_paths), steps)

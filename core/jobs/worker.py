@@ -31,6 +31,7 @@ import traceback
 import uuid
 
 from . import api, store
+from .eta import human_duration
 
 DEFAULT_STALL_S = 1800.0
 
@@ -113,12 +114,6 @@ class StageClock:
         return wrapped
 
 
-def _duration(seconds: float) -> str:
-    if seconds >= 120:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:g} s"
-
-
 def _one_line(e: BaseException) -> str:
     text = f"{e}".strip().splitlines()
     msg = text[0] if text else type(e).__name__
@@ -190,7 +185,7 @@ class Worker:
 
     def _stalled(self, rec: dict, clock: StageClock) -> dict | None:
         clock.stalled.set()
-        reason = (f"No progress for {_duration(self.stall_s)} while {clock.stage}: stopped by the watchdog "
+        reason = (f"No progress for {human_duration(self.stall_s)} while {clock.stage}: stopped by the watchdog "
                   f"(limit ATELIER_JOB_STALL_S).")
         api.append_log(rec, f"failed: {reason}")
         self.log(f"{rec['id']}: {reason}")
