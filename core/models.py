@@ -29,7 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import quota
-from .storage import DEFAULT_USER, atomic_path, atomic_write_json, data_root, download_name, file_lock, read_json, user_dir
+from .storage import (DEFAULT_USER, atomic_path, atomic_write_json, data_root, download_name, file_lock, read_json,
+                      user_dir)
 
 __all__ = ["ModelError", "ModelNotFound", "ModelNotOwner", "save_model", "save_snapshot", "snapshot_provenance",
            "list_models", "get_model", "index_lock", "PROVENANCE",
