@@ -2,9 +2,9 @@
 
     python bench/transfer.py [--source-steps 400] [--steps 300] [--precisions fp32,bf16] [--work DIR]
 
-1. Trains a tiny 32 px StyleGAN2 from scratch on the 'flowers' sample dataset (the source model).
-2. Transfers it to the clearly different 'landscapes' sample dataset.
-Prints the sliced Wasserstein distance between G_ema samples and the landscapes at each snapshot
+1. Trains a tiny 32 px StyleGAN2 from scratch on the 'emoji-faces' sample dataset (the source model).
+2. Transfers it to the clearly different 'flags' sample dataset.
+Prints the sliced Wasserstein distance between G_ema samples and the flags at each snapshot
 of the transfer run (ProGAN per-set normalisation, and joint normalisation), and the ratio of the
 last to step 0. The target is a ratio of 0.5 or less within a few hundred steps. With
 --precisions fp32,bf16 the transfer runs once per precision from the same source model (trained in
@@ -51,15 +51,14 @@ def main() -> None:
     a = ap.parse_args()
     os.environ.setdefault("ATELIER_HOME", str(Path(a.work) / "home"))
     from core.datasets import import_dataset, open_packed
-    from core.sample_data import make_sample_dataset
+    from core.sample_data import sample_dataset
     from core.stylegan import load_checkpoint
     from core.stylegan.train import train
     from core.stylegan.train_config import TrainConfig
     data = {}
-    for kind in ("flowers", "landscapes"):
-        folder = make_sample_dataset(kind, Path(a.work) / kind, n=300, size=64, seed=1)
+    for kind in ("emoji-faces", "flags"):
         try:
-            import_dataset([folder], kind, resolution=32)
+            import_dataset([sample_dataset(kind).path], kind, resolution=32)
         except Exception as e:
             print(f"{kind}: {e}")
         data[kind] = open_packed(kind, 32)
@@ -67,8 +66,8 @@ def main() -> None:
     t0 = time.time()
     source_cfg = TrainConfig(steps=a.source_steps, batch=a.batch, snapshot_every=a.source_steps, device="cpu",
                              scratch_arch=ARCH, grid_seeds=tuple(range(16)), precision="fp32")
-    train(source_cfg, Path(a.work) / "source", dataset=data["flowers"], **quiet)
-    print(f"source model: {a.source_steps} steps on flowers in {time.time() - t0:.0f} s")
+    train(source_cfg, Path(a.work) / "source", dataset=data["emoji-faces"], **quiet)
+    print(f"source model: {a.source_steps} steps on emoji-faces in {time.time() - t0:.0f} s")
     last = {}
     for precision in a.precisions.split(","):
         t0 = time.time()
@@ -76,10 +75,10 @@ def main() -> None:
                           precision=precision)
         run = Path(a.work) / f"transfer-{precision}"
         source = load_checkpoint(Path(a.work) / "source" / "state.safetensors")  # training changes it in place
-        train(cfg, run, dataset=data["landscapes"], checkpoint=source, **quiet)
+        train(cfg, run, dataset=data["flags"], checkpoint=source, **quiet)
         wall = time.time() - t0
-        rows = swd_at_snapshots(run, data["landscapes"])
-        print(f"\ntransfer in {precision}: {a.steps} steps on landscapes in {wall:.0f} s "
+        rows = swd_at_snapshots(run, data["flags"])
+        print(f"\ntransfer in {precision}: {a.steps} steps on flags in {wall:.0f} s "
               f"({a.steps * a.batch / wall:.1f} img/s, snapshots included)")
         print("step  SWD(per-set)  SWD(joint)")
         for step, s1, s2 in rows:

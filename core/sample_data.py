@@ -1,75 +1,79 @@
-"""Two sample datasets drawn by code, deterministic for a seed, so Atelier works offline.
+"""The sample datasets that ship with Atelier: real artwork, vendored small in static/datasets/.
 
-``flowers``: radial blossoms (petal count, shape, colours, centre) on soft gradient grounds; the
-bundled default model is trained on these. ``landscapes``: skies, sun and layered hills; the
-"dataset to try" that is clearly different, for a first transfer-learning run.
+Each is a zip of 64x64 RGB PNGs that scripts/build_sample_datasets.py makes from the npm package
+that ships the images; static/datasets/NOTICE gives their licences and authors. ``emoji-faces``
+is what the bundled default model was trained on; ``flags`` is the clearly different set a
+newcomer transfers it to first (the default of the "Use the sample dataset" button).
 """
 from __future__ import annotations
 
-import colorsys
+import io
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-KINDS = ("flowers", "landscapes")
+from .checkpoints.entries import DEFAULT_NAME
+from .datasets import DatasetError
+
+DATASETS_DIR = Path(__file__).resolve().parents[1] / "static" / "datasets"
 
 
-def _hsv(h: float, s: float, v: float) -> np.ndarray:
-    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v)) * 255
+@dataclass(frozen=True)
+class SampleDataset:
+    key: str
+    name: str          # the dataset name it gets when imported
+    file: str          # zip under static/datasets/
+    what: str          # one line: what the images are
+    credit: str        # one line: whose images, under which licence
+
+    @property
+    def path(self) -> Path:
+        return DATASETS_DIR / self.file
+
+    def count(self) -> int:
+        with zipfile.ZipFile(self.path) as z:
+            return sum(1 for n in z.namelist() if n.endswith(".png"))
+
+    def mosaic(self, columns: int = 3, rows: int = 3) -> Image.Image:
+        """A strip of evenly spaced images from the set, for a card."""
+        with zipfile.ZipFile(self.path) as z:
+            names = sorted(n for n in z.namelist() if n.endswith(".png"))
+            step = max(len(names) // (columns * rows), 1)
+            tiles = [Image.open(io.BytesIO(z.read(n))).convert("RGB") for n in names[::step][:columns * rows]]
+        size = tiles[0].width
+        sheet = Image.new("RGB", (columns * size, rows * size), (255, 255, 255))
+        for i, tile in enumerate(tiles):
+            sheet.paste(tile, (i % columns * size, i // columns * size))
+        return sheet
 
 
-def flower(rng: np.random.Generator, size: int = 128) -> Image.Image:
-    yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size * 2 - 1  # [-1, 1]
-    top, bottom = _hsv(rng.random(), 0.3, 0.35 + 0.3 * rng.random()), _hsv(rng.random(), 0.4, 0.2 + 0.2 * rng.random())
-    t = (yy + 1)[..., None] / 2
-    img = top * (1 - t) + bottom * t
-    cx, cy = rng.normal(0, 0.12, 2)
-    r = np.hypot(xx - cx, yy - cy)
-    theta = np.arctan2(yy - cy, xx - cx) + rng.random() * 2 * np.pi
-    petals = int(rng.integers(4, 10))
-    sharp = rng.uniform(0.5, 3.0)
-    radius = rng.uniform(0.45, 0.8)
-    edge = radius * (0.55 + 0.45 * np.abs(np.cos(petals * theta / 2)) ** sharp)
-    hue = rng.random()
-    inner, outer = _hsv(hue, rng.uniform(0.5, 1), 1.0), _hsv(hue + rng.normal(0, 0.08), rng.uniform(0.6, 1), 0.6)
-    shade = np.clip(r / np.maximum(edge, 1e-3), 0, 1)[..., None]
-    petal_col = inner * (1 - shade) + outer * shade
-    mask = np.clip((edge - r) * size / 2, 0, 1)[..., None]
-    img = img * (1 - mask) + petal_col * mask
-    centre_r = radius * rng.uniform(0.12, 0.25)
-    centre = np.clip((centre_r - r) * size / 2, 0, 1)[..., None]
-    img = img * (1 - centre) + _hsv(rng.uniform(0.08, 0.16), 0.9, rng.uniform(0.5, 0.9)) * centre
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+SAMPLES = {s.key: s for s in (
+    SampleDataset("flags", "Sample flags", "flags.zip", "flags of the countries of the world",
+                  "country-flags by Hampus Nilsson, from Wikimedia Commons: public domain"),
+    SampleDataset("emoji-faces", "Sample emoji faces", "emoji-faces.zip", "emoji faces and heads",
+                  "Twemoji (CC BY 4.0) and Noto Emoji (Apache 2.0)"),
+    SampleDataset("emoji-animals", "Sample emoji animals", "emoji-animals.zip", "emoji animals and plants",
+                  "Twemoji (CC BY 4.0) and Noto Emoji (Apache 2.0)"),
+)}
+DEMO_SAMPLE = "flags"          # the first transfer a newcomer runs from the default model
+DEMO_STEPS = 300               # suggested for it: see docs/benchmarks.md (the demo transfer)
+DEMO_SNAPSHOT_EVERY = 100
+DEFAULT_MODEL_SAMPLE = "emoji-faces"
 
 
-def landscape(rng: np.random.Generator, size: int = 128) -> Image.Image:
-    yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size
-    dusk = rng.random()
-    sky_top, sky_low = _hsv(0.6 - 0.1 * dusk, 0.6, 0.5 + 0.4 * (1 - dusk)), _hsv(0.08 + 0.5 * (1 - dusk), 0.5 * dusk + 0.2, 0.95)
-    img = sky_top * (1 - yy[..., None]) + sky_low * yy[..., None]
-    sx, sy, sr = rng.uniform(0.2, 0.8), rng.uniform(0.15, 0.5), rng.uniform(0.05, 0.1)
-    sun = np.clip((sr - np.hypot(xx - sx, yy - sy)) * size / 2, 0, 1)[..., None]
-    img = img * (1 - sun) + _hsv(0.12, 0.5 * dusk, 1.0) * sun
-    base_hue = rng.uniform(0.2, 0.4) if rng.random() < 0.7 else rng.uniform(0.55, 0.7)
-    for layer in range(3):
-        height = 0.45 + 0.15 * layer + rng.uniform(-0.05, 0.05)
-        ridge = height + sum(rng.uniform(0.01, 0.06) / (k + 1) * np.sin(2 * np.pi * (k + 1) * xx[0] * rng.uniform(0.5, 2)
-                                                                        + rng.random() * 6) for k in range(4))
-        mask = np.clip((yy - ridge[None, :]) * size, 0, 1)[..., None]
-        colour = _hsv(base_hue + 0.03 * layer, 0.5, 0.25 + 0.2 * (2 - layer) * (1 - 0.5 * dusk))
-        img = img * (1 - mask) + colour * mask
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+def sample_dataset(key: str) -> SampleDataset:
+    """The sample set for a key; DatasetError with the choices for an unknown one."""
+    if key not in SAMPLES:
+        raise DatasetError(f"unknown sample dataset {str(key)[:40]!r}: choose {', '.join(SAMPLES)}")
+    return SAMPLES[key]
 
 
-def make_sample_dataset(kind: str, dest, n: int = 500, size: int = 128, seed: int = 0) -> Path:
-    """Write n PNGs to dest (created); the same (kind, n, size, seed) always gives the same files."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown sample dataset {kind!r}: choose {', '.join(KINDS)}")
-    draw = flower if kind == "flowers" else landscape
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        rng = np.random.default_rng([seed, i, KINDS.index(kind)])
-        draw(rng, size).save(dest / f"{kind}-{i:04d}.png")
-    return dest
+def suggested_run(dataset_name: str, checkpoint: str) -> dict | None:
+    """The demo's steps and snapshot interval when a sample set (other than the default model's own)
+    is fine-tuned from the bundled default model; None otherwise."""
+    others = {s.name for s in SAMPLES.values() if s.key != DEFAULT_MODEL_SAMPLE}
+    if checkpoint == DEFAULT_NAME and dataset_name in others:
+        return {"steps": DEMO_STEPS, "snapshot_every": DEMO_SNAPSHOT_EVERY}
+    return None

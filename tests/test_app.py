@@ -188,10 +188,16 @@ def test_handlers_are_short_and_take_the_user_from_the_request():
 
 def test_sample_dataset(running):
     client, _ = running
-    out = client.predict(api_name="/use_sample_dataset")
-    assert "Added “Sample landscapes”: 500 generated landscapes" in str(out), out
+    out = client.predict(api_name="/use_sample_dataset")  # the default choice: the flags
+    assert "Added “Sample flags”: 242 images of flags of the countries of the world" in str(out), out
     out = client.predict(api_name="/use_sample_dataset")
     assert "already here" in str(out)
+    steps, snapshot_every, note = client.predict("Sample flags", "default", api_name="/suggest_steps")
+    assert (steps, snapshot_every) == (300, 100) and "first try" in note, (steps, snapshot_every, note)
+    out = client.predict("emoji-faces", api_name="/use_sample_dataset")
+    assert "Added “Sample emoji faces”: 316 images" in str(out), out
+    with pytest.raises(Exception, match="'landscapes'.* is not in the list of choices"):  # Gradio checks the Radio
+        client.predict("landscapes", api_name="/use_sample_dataset")
 
 
 def test_auth_file_and_users_are_kept_apart(running, tmp_path):

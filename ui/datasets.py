@@ -11,13 +11,11 @@ from PIL import Image, ImageDraw
 
 from core import datasets as ds_core
 from core import quota
-from core.sample_data import make_sample_dataset
+from core.sample_data import DEMO_SAMPLE, SAMPLES, sample_dataset
 
 from .common import CROP_CHOICES, NEW, Nav, go_to, md_escape, ok_text, picked, safe, scratch_dir, served, user_of, when
 
 UPLOAD_TYPES = sorted(ds_core.common.IMAGE_EXTS | ds_core.common.VIDEO_EXTS | ds_core.common.ARCHIVE_EXTS)
-SAMPLE_NAME = "Sample landscapes"
-SAMPLE_COUNT = 500
 PREVIEWS = 6
 JOURNEY = ("**Your images → a dataset → an experiment that fine-tunes a pre-trained model → "
            "your own model → new images in the Playground.** Drop a folder of your images below, "
@@ -37,6 +35,7 @@ class DatasetsUI:
     tab: gr.Tab
     welcome: gr.Column
     use_sample: gr.Button
+    sample_choice: gr.Radio
     files: gr.File
     pick_folder: gr.Button
     folder: gr.File
@@ -71,6 +70,11 @@ def build_datasets() -> DatasetsUI:
     with gr.Tab("1 · Datasets", id="datasets") as tab:
         with gr.Column(visible=False, elem_classes=["atelier-welcome"]) as welcome:
             gr.Markdown(JOURNEY, elem_classes=["atelier-journey"])
+            gr.Gallery(samples_view(), label="Sample datasets (real artwork; licences in static/datasets/NOTICE)",
+                       columns=len(SAMPLES), height="auto", object_fit="contain", fit_columns=False,
+                       elem_classes=["atelier-pixel"], interactive=False, buttons=[])
+            sample_choice = gr.Radio([(f"{s.name[len('Sample '):]} ({s.count()})", s.key) for s in SAMPLES.values()],
+                                     value=DEMO_SAMPLE, label="Sample dataset")
             use_sample = gr.Button("Use the sample dataset", variant="secondary", size="md", scale=0)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
@@ -211,8 +215,8 @@ def refresh(ui: DatasetsUI, user: str, select: str | None = None) -> dict:
             ui.storage: storage_view(user)}
 
 
-def _sample_sources() -> list[str]:
-    return [str(make_sample_dataset("landscapes", scratch_dir() / "landscapes", n=SAMPLE_COUNT))]
+def samples_view() -> list:
+    return [(s.mosaic(), f"{s.name[len('Sample '):]}: {s.what} ({s.count()})") for s in SAMPLES.values()]
 
 
 # ---- wiring ------------------------------------------------------------------------------------
@@ -253,15 +257,15 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
                 ui.message: ok_text(f"Imported {rep.accepted:,} images (of {rep.total:,} files) as “{rep.name}”.")}
 
     @safe(ui.message, errors)
-    def use_sample_dataset(request: gr.Request, progress=gr.Progress()):
-        user = user_of(request)
-        if any(d["name"] == SAMPLE_NAME for d in ds_core.list_datasets(user)):
-            return {**refresh(ui, user), ui.message: ok_text(f"“{SAMPLE_NAME}” is already here.")}
-        rep = ds_core.import_dataset(_sample_sources(), SAMPLE_NAME, user=user,
+    def use_sample_dataset(sample, request: gr.Request, progress=gr.Progress()):
+        user, chosen = user_of(request), sample_dataset(sample or DEMO_SAMPLE)
+        if any(d["name"] == chosen.name for d in ds_core.list_datasets(user)):
+            return {**refresh(ui, user), ui.message: ok_text(f"“{chosen.name}” is already here.")}
+        rep = ds_core.import_dataset([str(chosen.path)], chosen.name, user=user,
                                      progress_fn=lambda d, t: progress((d, t), desc="Importing the sample"),
                                      wait_fn=lambda message: progress(0.0, desc=message))
         return {**refresh(ui, user, rep.dataset_id), ui.next_btn: gr.Button(visible=True),
-                ui.message: ok_text(f"Added “{SAMPLE_NAME}”: {rep.accepted:,} generated landscapes to try.")}
+                ui.message: ok_text(f"Added “{chosen.name}”: {rep.accepted:,} images of {chosen.what} to try.")}
 
     @safe(ui.list_message, errors)
     def ask_delete(dataset, request: gr.Request):
@@ -286,7 +290,7 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
                                          ui.zoom],
                         [*list_outputs, ui.report, ui.rejected, ui.near, ui.next_btn, ui.message],
                         api_name="import_dataset", concurrency_id="io")
-    ui.use_sample.click(use_sample_dataset, None, [*list_outputs, ui.next_btn, ui.message],
+    ui.use_sample.click(use_sample_dataset, ui.sample_choice, [*list_outputs, ui.next_btn, ui.message],
                         api_name="use_sample_dataset", concurrency_id="io")
     ui.pick_folder.click(None, js="() => window.atelierDrop && window.atelierDrop.pickFolder()")
     ui.listing.select(picked, ui.listing_ids, ui.chosen, api_name=False)

@@ -13,10 +13,11 @@ from core import datasets as ds_core
 from core import jobs as jobs_core
 from core.datasets.common import MIN_TO_TRAIN
 from core.datasets.ingest import size_advice
+from core.sample_data import suggested_run
 from core.stylegan.train_config import MAX_STEPS, TRANSFER_SMALL_DATA, TrainConfig
 
-from .common import (CROP_CHOICES, DATASETS, EXPERIMENTS, Nav, TypedSlider, duration, go_to, md_escape, ok_text, open_item, picked, safe,
-                     served, user_of)
+from .common import (CROP_CHOICES, DATASETS, EXPERIMENTS, Nav, TypedSlider, duration, go_to, md_escape, ok_text,
+                     open_item, picked, safe, served, user_of)
 
 USABLE = ("bundled", "downloaded", "imported")
 ETA_POLL_S = 3.0     # while the worker measures a combination, the ETA line asks again this often
@@ -202,6 +203,16 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav) -> None:
         return {ui.mosaic: served(d["mosaic"]) if d else None, ui.dataset_md: dataset_view(d),
                 ui.dataset_count: d["count"] if d else None, ui.warned: None, ui.message: ""}
 
+    @safe(ui.message, errors)
+    def suggest_steps(dataset, checkpoint, request: gr.Request):
+        d = ds_core.get_dataset(dataset, user_of(request)) if dataset else None
+        run = suggested_run(d["name"] if d else "", checkpoint or "")
+        if run is None:
+            return {ui.message: gr.skip()}
+        return {ui.steps: run["steps"], ui.snapshot_every: run["snapshot_every"],
+                ui.message: f"Suggested for a first try of the sample: {run['steps']:,} steps, a snapshot every "
+                            f"{run['snapshot_every']} (the images move toward the sample within minutes on a CPU)."}
+
     @safe(ui.checkpoint_md, errors)
     def describe_checkpoint(checkpoint, request: gr.Request):
         e = next((e for e in ck_core.list_checkpoints(user_of(request)) if e["name"] == checkpoint), None)
@@ -243,6 +254,8 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav) -> None:
                       api_name="dataset_mosaic", show_progress="hidden")
     ui.checkpoint.change(describe_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
                          api_name="describe_checkpoint", show_progress="hidden")
+    gr.on([ui.dataset.change, ui.checkpoint.change], suggest_steps, [ui.dataset, ui.checkpoint],
+          [ui.steps, ui.snapshot_every, ui.message], api_name="suggest_steps", show_progress="hidden")
     ui.cards.select(picked, ui.card_names, ui.checkpoint, api_name=False)
     ui.download_btn.click(download_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
                           api_name="download_checkpoint", concurrency_id="download")

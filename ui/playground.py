@@ -187,8 +187,8 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
           generate, render_inputs, [ui.image, ui.message], api_name="generate", trigger_mode="always_last",
           concurrency_id="render", concurrency_limit=2, show_progress="minimal")
     ui.dice.click(lambda: random.randint(0, MAX_SEED), None, ui.seed, api_name=False)
-    ui.grid_btn.click(seed_grid, [ui.model, ui.grid_start, ui.psi, ui.noise], [ui.grid, ui.message],
-                      api_name="seed_grid", concurrency_id="render")
+    gr.on([ui.grid_btn.click, ui.model.change], seed_grid, [ui.model, ui.grid_start, ui.psi, ui.noise],  # first look
+          [ui.grid, ui.message], api_name="seed_grid", concurrency_id="render")
     ui.grid.select(take_seed, ui.grid_start, ui.seed, api_name=False)
     ui.interp_btn.click(interpolation_video, [ui.model, ui.interp_seeds, ui.interp_seconds, ui.psi],
                         [ui.interp_video, ui.message], api_name="interpolation_video", concurrency_id="render")

@@ -20,7 +20,8 @@ NGC_BASE = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versi
 TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
 NGC_LICENCE = "NVIDIA Source Code License-NC (non-commercial research use only)"
 TF_LICENCE = "CC BY-NC 4.0 (non-commercial use only; credit NVIDIA)"
-NATIVE_LICENCE = "Trained by Atelier on a generated sample dataset; same licence as Atelier"
+NATIVE_LICENCE = ("Trained by Atelier on its emoji-faces sample dataset: Twemoji (CC BY 4.0) and Noto Emoji "
+                  "(Apache 2.0) images, credited in static/datasets/NOTICE")
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,9 @@ def _tf(name, title, depicts, res, size_mb, note=""):
 # Sizes: ffhq-1024 is known; the others are estimated from parameter counts (G + G_ema + D in
 # float32, calibrated on ffhq-1024) and shown as "about".
 BUILT_IN = (
-    CatalogEntry(DEFAULT_NAME, "Flowers (bundled)",
-                 "Radial blossoms on soft grounds, trained by Atelier on its own sample dataset; works "
-                 "offline, small and quick to fine-tune on CPU.", 64, None, None, licence=NATIVE_LICENCE,
+    CatalogEntry(DEFAULT_NAME, "Emoji faces (bundled)",
+                 "Emoji faces and heads in the Twemoji and Noto designs, trained by Atelier on its sample "
+                 "dataset; works offline, small and quick to fine-tune on CPU.", 64, None, None, licence=NATIVE_LICENCE,
                  format="Atelier native (safetensors + JSON)",
                  bundled_path="static/models/default.safetensors"),
     _ngc("ffhq-1024", "Faces (FFHQ)", "Photographs of human faces, aligned and cropped.", 1024, 364, _A1024, True),

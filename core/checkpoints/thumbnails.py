@@ -32,7 +32,8 @@ def _render_grid(ckpt, device: str = "cpu"):
     cells = []
     for img in imgs:
         cell = Image.fromarray(img[..., :3] if img.shape[2] >= 3 else img[..., 0])
-        cells.append(cell.convert("RGB").resize((THUMB_CELL, THUMB_CELL), Image.LANCZOS))
+        resample = Image.NEAREST if cell.width < THUMB_CELL else Image.LANCZOS  # small models: crisp pixels
+        cells.append(cell.convert("RGB").resize((THUMB_CELL, THUMB_CELL), resample))
     grid = Image.new("RGB", (2 * THUMB_CELL, 2 * THUMB_CELL))
     for i, cell in enumerate(cells):
         grid.paste(cell, ((i % 2) * THUMB_CELL, (i // 2) * THUMB_CELL))
