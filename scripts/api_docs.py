@@ -35,8 +35,13 @@ Rules that hold for every endpoint:
   snapshot is used. `/start_experiment`'s `lr` 0 and `batch` 0 mean automatic; `time_cap` is in minutes;
   `precision` is `auto` (chosen for the worker's device and named in the run's log), `fp32`, `fp16`
   (CUDA only) or `bf16`.
-- Playground: `/generate`'s `direction` is the SeFa direction's index as text, `'0'` to `'9'` (the
-  dropdown's values); it moves the image only when `strength` is not 0.
+- Playground: `source` is `seed` (the seed, or the pasted / uploaded vector), `vector:<id>` (ids from
+  `/list_vectors`) or `projection:<id>` (from `/projection_status` once a projection is over);
+  `direction_set` is `sefa:<group>` or `ganspace:<group>` (group `all`, `coarse`, `middle`, `fine`) or
+  `saved`, and `s1`..`s6` are its sliders' strengths. Keyframes are seeds (as text), `vector:<id>` and
+  `projection:<id>`. A projection runs in the background: `/start_projection`, then `/projection_status`
+  about once a second until it says done; `/stop_projection` keeps the closest result so far. Vectors,
+  directions and projections are the signed-in user's own.
 - With `--auth`, only a signed-in client reaches any endpoint (`Client(url, auth=...)`), and an
   event's results can be read by the user who started it only.
 

@@ -20,6 +20,8 @@ EXP_TITLE = "Alice secret run"
 PRIV_NAME = "Alice private model"
 PUB_NAME = "Alice public model"
 CK_NAME = "alicetiny"
+VEC_NAME = "Alice secret vector"
+DIR_NAME = "Alice secret direction"
 
 
 def free_port() -> int:
@@ -52,7 +54,10 @@ priv = models.save_model('alice', weights_path=write_tiny_checkpoint(home.parent
 pub = models.save_model('alice', weights_path=ck, name={PUB_NAME!r},
                         source={{'step': 4, 'experiment': exp, 'dataset': {DS_NAME!r}, 'base_model': {CK_NAME!r}}})
 models.set_public(pub, 'alice', True)
-print(json.dumps(dict(ds=rep.dataset_id, exp=exp, priv=priv, pub=pub)))
+from core.playground.view import View, keep_view, save_slot
+vec, _ = keep_view('alice', View('model:' + pub, seed=3), {VEC_NAME!r})
+direction = save_slot('alice', 'model:' + pub, 'sefa:all', 0, {DIR_NAME!r})
+print(json.dumps(dict(ds=rep.dataset_id, exp=exp, priv=priv, pub=pub, vec=vec['id'], dir=direction['id'])))
 """
     env = {**os.environ, "ATELIER_HOME": str(home)}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, timeout=300,

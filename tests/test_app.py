@@ -83,16 +83,20 @@ def test_every_action_is_named(running):
                  "/estimate_experiment", "/list_experiments", "/show_snapshot", "/export_progress_video",
                  "/save_to_my_models", "/stop_experiment", "/continue_experiment", "/delete_experiment",
                  "/list_models", "/rename_model", "/set_model_public", "/delete_model", "/download_model",
-                 "/generate", "/seed_grid", "/interpolation_video", "/preview_crops"):
+                 "/generate", "/seed_grid", "/walk_video", "/preview_crops", "/start_projection", "/projection_status",
+                 "/stop_projection", "/keep_vector", "/list_vectors", "/export_vector", "/import_vector",
+                 "/save_direction", "/walk_preview", "/noise_loop_video", "/upscale_output"):
         assert name in names, name
     doc = (REPO / "docs" / "api.md").read_text()
     assert all(n in doc for n in names), sorted(n for n in names if n not in doc)
     # docs/api.md is generated from this description: every choice it lists is one the component takes
-    # (issue 17: /generate's direction was documented as text while only an integer worked)
-    direction = next(p for p in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-                     ["/generate"]["parameters"] if p["parameter_name"] == "direction")
-    assert direction["type"]["enum"] == [str(i) for i in range(10)], direction
-    assert "`direction` (Literal['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'], optional)" in doc
+    # (issue 17: a direction index was documented as text while only an integer worked)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    for api, param, enum in (("/save_direction", "slot", [str(i) for i in range(6)]),
+                             ("/walk_video", "size", ["0", "256", "512", "1024"]), ("/upscale_output", "factor", ["2", "4"])):
+        found = next(p for p in endpoints[api]["parameters"] if p["parameter_name"] == param)
+        assert found["type"]["enum"] == enum, (api, found)
+        assert f"`{param}` (Literal[{', '.join(repr(e) for e in enum)}], optional)" in doc, (api, param)
 
 
 def test_journey_through_the_api(running):
@@ -140,19 +144,20 @@ def test_journey_through_the_api(running):
     model_id = chosen_value(models)
     out = client.predict(model_id, "Blobs final", api_name="/rename_model")
     assert "Renamed" in str(out), out
-    out = client.predict(f"model:{model_id}", 3, "", None, 0.7, "const", None, "0-4", "0", 0, api_name="/generate")
+    key = f"model:{model_id}"
+    out = client.predict(key, "seed", 3, "", None, 0.7, "const", None, "0-4", "sefa:all", api_name="/generate")
     assert out[0] and not md(out[1]).startswith("⚠")
-    out = client.predict(f"model:{model_id}", 3, "", None, 0.7, "const", 7, "0-4", "2", 3.0, api_name="/generate")
+    out = client.predict(key, "seed", 3, "", None, 0.7, "const", 7, "0-4", "sefa:all", 0, 0, 3.0, api_name="/generate")
     assert out[0] and not md(out[1]).startswith("⚠"), out[1]               # style mixing + a SeFa direction
     grid = client.predict(f"model:{model_id}", 10, 0.7, "const", api_name="/seed_grid")
     assert len(val(grid[0])) == 16 and val(grid[0])[15]["caption"] == "seed 25"
-    out = client.predict(f"model:{model_id}", 3, ", ".join(["0.5"] * 32), None, 0.7, "const", None, "0-4", "0", 0,
+    out = client.predict(key, "seed", 3, ", ".join(["0.5"] * 32), None, 0.7, "const", None, "0-4", "sefa:all",
                          api_name="/generate")
     assert out[0] and not md(out[1]).startswith("⚠"), out[1]              # a pasted z vector
-    out = client.predict(f"model:{model_id}", "4, 5", 0.5, 0.7, api_name="/interpolation_video")
+    out = client.predict(key, ["4", "5"], "z-slerp", "linear", True, 1, 6, "0", 0.7, api_name="/walk_video")
     path = out[0]["video"] if isinstance(out[0], dict) else out[0]
     assert Path(path).stat().st_size > 1000, out
-    out = client.predict("model:nope", 3, "", None, 0.7, "const", None, "0-4", "0", 0, api_name="/generate")
+    out = client.predict("model:nope", "seed", 3, "", None, 0.7, "const", None, "0-4", "sefa:all", api_name="/generate")
     assert md(out[1]).startswith("⚠") and "Traceback" not in md(out[1])
 
 
@@ -181,7 +186,8 @@ def test_handlers_are_short_and_take_the_user_from_the_request():
                 assert length <= 15, f"{path.name}:{fn.name} has {length} lines"
                 args = [a.arg for a in fn.args.args + fn.args.kwonlyargs]
                 assert "user" not in args, f"{path.name}:{fn.name} takes a user from the client"
-                shared = fn.name == "download_checkpoint"  # the catalog cache is shared by every user
+                # the catalog cache is shared by every user; upscaling is arithmetic on the image it is given
+                shared = fn.name in ("download_checkpoint", "upscale_output")
                 if "core" in ast.unparse(fn) and "user_of(request)" not in ast.unparse(fn) and not shared:
                     raise AssertionError(f"{path.name}:{fn.name} calls core without the request's user")
 

@@ -11,12 +11,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.privacy_fixtures import (ALICE, BOB, CK_NAME, DS_NAME, EXP_TITLE, PRIV_NAME, PUB_NAME, REPO,
-                                     two_user_server)
+from tests.privacy_fixtures import (ALICE, BOB, CK_NAME, DIR_NAME, DS_NAME, EXP_TITLE, PRIV_NAME, PUB_NAME, REPO,
+                                     VEC_NAME, two_user_server)
 
 gradio_client = pytest.importorskip("gradio_client")
 httpx = pytest.importorskip("httpx")
@@ -41,6 +42,7 @@ from core import models
 from core.datasets import list_datasets
 from core.jobs import get_experiment, list_experiments
 from core.checkpoints import list_checkpoints
+from core.playground import library
 ids = {ids!r}
 ms = {{m['id']: dict(name=m['name'], public=bool(m.get('public')), owner=m['owner'],
         weights=Path(m['weights_path']).is_file(), size=Path(m['weights_path']).stat().st_size)
@@ -54,6 +56,9 @@ print(json.dumps(dict(
     bob_datasets=[d['id'] for d in list_datasets('bob')],
     bob_experiments=[x['id'] for x in list_experiments('bob')],
     bob_models=[m['id'] for m in models.list_models('bob', include_public=False)],
+    vectors=sorted((r['id'], r['name']) for r in library.list_vectors('alice')),
+    directions=sorted((r['id'], r['name']) for r in library.records('alice', 'directions')),
+    bob_vectors=library.list_vectors('bob'),
 )))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "ATELIER_HOME": str(home)},
@@ -164,7 +169,7 @@ def test_bob_cannot_use_alices_imported_checkpoint(app):
     out = bob.predict(CK_NAME, api_name="/describe_checkpoint")
     assert "imported" not in str(out).lower() and CK_NAME not in str(out), out          # nothing described
     assert refused(bob.predict(CK_NAME, api_name="/download_checkpoint"))
-    assert refused(bob.predict(f"checkpoint:{CK_NAME}", 3, "", None, 0.7, "const", None, "0-4", "0", 0,
+    assert refused(bob.predict(f"checkpoint:{CK_NAME}", "seed", 3, "", None, 0.7, "const", None, "0-4", "sefa:all",
                                api_name="/generate"))
 
 
@@ -187,11 +192,11 @@ def test_bob_cannot_read_or_change_alices_private_model(app):
             assert refused(out), (api, out)
             assert ".safetensors" not in str(out) and PRIV_NAME not in str(out), (api, out)
     key = f"model:{ids['priv']}"
-    out = bob.predict(key, 3, "", None, 0.7, "const", None, "0-4", "0", 0, api_name="/generate")
+    out = bob.predict(key, "seed", 3, "", None, 0.7, "const", None, "0-4", "sefa:all", api_name="/generate")
     assert refused(out) and not val(out[0]), out
     out = bob.predict(key, 0, 0.7, "const", api_name="/seed_grid")
     assert refused(out) and not val(out[0]), out
-    out = bob.predict(key, "0, 1", 0.5, 0.7, api_name="/interpolation_video")
+    out = bob.predict(key, ["0", "1"], "z-slerp", "linear", True, 1, 4, "0", 0.7, api_name="/walk_video")
     assert refused(out) and not val(out[0]), out
 
 
@@ -214,7 +219,7 @@ def test_alices_public_model_is_read_only_for_bob(app):
     raw = Path(got[0]).read_bytes()
     assert ids["exp"].encode() not in raw and DS_NAME.encode() not in raw and CK_NAME.encode() not in raw
     key = f"model:{ids['pub']}"
-    out = bob.predict(key, 3, "", None, 0.7, "const", None, "0-4", "0", 0, api_name="/generate")
+    out = bob.predict(key, "seed", 3, "", None, 0.7, "const", None, "0-4", "sefa:all", api_name="/generate")
     assert val(out[0]) and not refused(out), out
     out = bob.predict(key, 0, 0.7, "const", api_name="/seed_grid")
     assert len(val(out[0])) == 16, out
@@ -231,7 +236,7 @@ def test_path_like_ids_are_refused(app):
         assert refused(bob.predict(ref, api_name="/show_model")), ref
         assert refused(bob.predict(ref, api_name="/delete_dataset")), ref
         assert refused(bob.predict(ref, api_name="/show_experiment")), ref
-        assert refused(bob.predict(f"model:{ref}", 3, "", None, 0.7, "const", None, "0-4", "0", 0,
+        assert refused(bob.predict(f"model:{ref}", "seed", 3, "", None, 0.7, "const", None, "0-4", "sefa:all",
                                    api_name="/generate")), ref
 
 
@@ -287,6 +292,55 @@ def test_uploads_are_the_uploaders(app, tmp_path):
         b.close()
 
 
+def _alices_projection(alice, key: str, png: Path) -> str:
+    """Alice projects a photo (20 steps) and follows it to the end: her projection's source value."""
+    from gradio_client import handle_file
+    out = alice.predict(key, handle_file(str(png)), "center", 1, 0.5, 0.5, "w+", False, 20, "pixel", [],
+                        api_name="/start_projection")
+    assert not refused(out), out
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:                                  # a hang guard, not a time limit
+        out = alice.predict(key, api_name="/projection_status")
+        found = [val(x) for x in out if isinstance(val(x), str) and val(x).startswith("projection:")]
+        if found:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError(out)
+
+
+def test_bob_cannot_reach_alices_vectors_directions_or_projections(app, tmp_path):
+    from PIL import Image
+    alice, bob, ids = app["alice"], app["bob"], app["ids"]
+    key = f"model:{ids['pub']}"
+    assert VEC_NAME in str(alice.predict(key, None, api_name="/list_vectors"))
+    out = str(bob.predict(key, ids["vec"], api_name="/list_vectors"))
+    assert VEC_NAME not in out and ids["vec"] not in out, out
+    for ref in (ids["vec"], VEC_NAME):
+        for api, args in (("/rename_vector", (ref, "Stolen")), ("/delete_vector", (ref,)), ("/export_vector", (ref,))):
+            out = bob.predict(*args, api_name=api)
+            assert refused(out) and ".npy" not in str(out), (api, out)
+    vec_source = f"vector:{ids['vec']}"
+    for api, args in (("/generate", (key, vec_source, 3, "", None, 0.7, "const", None, "0-4", "sefa:all")),
+                      ("/keep_vector", (key, vec_source, 3, "", None, 0.7, "const", None, "0-4", "sefa:all",
+                                        0, 0, 0, 0, 0, 0, "Stolen")),
+                      ("/walk_preview", (key, [vec_source, "1"], "w-lerp", "linear", True, 1, 4, 0.7))):
+        out = bob.predict(*args, api_name=api)
+        assert refused(out) and (api == "/keep_vector" or not val(out[0])), (api, out)
+    out = bob.predict(key, "saved", api_name="/direction_sliders")
+    assert DIR_NAME not in str(out), out
+    assert refused(bob.predict(key, "saved", "0", "Stolen", api_name="/save_direction"))
+    assert refused(bob.predict(key, "0", api_name="/delete_direction"))
+    png = tmp_path / "alice-photo.png"
+    Image.effect_noise((48, 40), 50).convert("RGB").save(png)
+    source = _alices_projection(alice, key, png)
+    assert refused(bob.predict(key, api_name="/projection_status"))              # bob has none; hers is not shown
+    assert refused(bob.predict(api_name="/stop_projection"))
+    out = bob.predict(key, source, 3, "", None, 1.0, "const", None, "0-4", "sefa:all", api_name="/generate")
+    assert refused(out) and not val(out[0]), out
+    out = alice.predict(key, source, 3, "", None, 1.0, "const", None, "0-4", "sefa:all", api_name="/generate")
+    assert val(out[0]) and not refused(out), out                                 # ... while it is hers to use
+
+
 def test_alices_items_are_unchanged(app):
     """Last in the file: after every attempt above, core sees alice's items exactly as before."""
     after = _state(app["home"], app["ids"])
@@ -296,3 +350,6 @@ def test_alices_items_are_unchanged(app):
     assert after["models"] == before["models"]
     assert after["checkpoints"] == before["checkpoints"] == [CK_NAME]
     assert after["bob_datasets"] == [] and after["bob_experiments"] == [] and after["bob_models"] == []
+    assert after["vectors"] == before["vectors"] == [[app["ids"]["vec"], VEC_NAME]]
+    assert after["directions"] == before["directions"] == [[app["ids"]["dir"], DIR_NAME]]
+    assert after["bob_vectors"] == []

@@ -10,7 +10,8 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMAND_MODULES = ("generate", "dataset", "checkpoints", "train", "jobs", "worker", "models", "video", "users")
+SUBCOMMAND_MODULES = ("generate", "dataset", "checkpoints", "train", "jobs", "worker", "models", "video", "users",
+                      "project", "walk", "directions", "vectors", "upscale")
 
 
 class UserError(Exception):

@@ -70,6 +70,13 @@ def list_datasets(user: str = DEFAULT_USER) -> list[dict]:
     return sorted(out, key=lambda d: d["created"], reverse=True)
 
 
+def dataset_images(name_or_id: str, user: str = DEFAULT_USER, limit: int = 48) -> list[tuple[str, Path]]:
+    """(source name, stored file) of the first ``limit`` images of one of the user's datasets."""
+    _, folder = store.resolve(name_or_id, user)
+    files = _meta(folder).get("files", [])[:max(0, int(limit))]
+    return [(f["source"], folder / "images" / f["file"]) for f in files if (folder / "images" / f["file"]).is_file()]
+
+
 def delete_dataset(name_or_id: str, user: str = DEFAULT_USER) -> dict:
     """Delete a dataset; returns what it was (``get_dataset``) so the caller can say what was lost."""
     info = get_dataset(name_or_id, user)

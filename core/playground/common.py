@@ -8,12 +8,14 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 MODEL_CACHE_SIZE = 3
 RENDER_CACHE_SIZE = 64
+LOSSES = ("pixel", "pixel+ssim", "d+pixel", "lpips+pixel")   # projection losses (see losses.py)
 
 
 class PlaygroundError(ValueError):
@@ -27,13 +29,13 @@ class VectorError(PlaygroundError):
 # ----------------------------------------------------------------------------------------------
 # Models (cached by path, file stamp and device)
 
-_lock = threading.Lock()
+CACHE_LOCK = threading.Lock()
 _models: OrderedDict = OrderedDict()
-_renders: OrderedDict = OrderedDict()
-_directions: OrderedDict = OrderedDict()
+RENDERS: OrderedDict = OrderedDict()
+DIRECTIONS: OrderedDict = OrderedDict()
 
 
-def _stamp(path) -> tuple:
+def file_stamp(path) -> tuple:
     p = Path(path).resolve()
     try:
         st = p.stat()
@@ -42,7 +44,7 @@ def _stamp(path) -> tuple:
     return str(p), st.st_mtime_ns, st.st_size
 
 
-def _lru_put(cache: OrderedDict, key, value, size: int):
+def lru_put(cache: OrderedDict, key, value, size: int):
     cache[key] = value
     cache.move_to_end(key)
     while len(cache) > size:
@@ -52,8 +54,8 @@ def _lru_put(cache: OrderedDict, key, value, size: int):
 def load_model(path, device: str = "cpu"):
     """The loaded :class:`Checkpoint` for ``path`` on ``device`` (LRU of MODEL_CACHE_SIZE)."""
     from ..stylegan import CheckpointError, load_checkpoint
-    key = (*_stamp(path), str(device))
-    with _lock:
+    key = (*file_stamp(path), str(device))
+    with CACHE_LOCK:
         if key in _models:
             _models.move_to_end(key)
             return _models[key]
@@ -61,22 +63,44 @@ def load_model(path, device: str = "cpu"):
         ckpt = load_checkpoint(key[0], device)
     except CheckpointError as e:
         raise PlaygroundError(str(e)) from None
-    with _lock:
-        _lru_put(_models, key, ckpt, MODEL_CACHE_SIZE)
+    for net in (ckpt.G_ema, ckpt.G, ckpt.D):  # read-only here: no gradient ever lands on shared weights
+        if net is not None:
+            net.requires_grad_(False)
+    with CACHE_LOCK:
+        lru_put(_models, key, ckpt, MODEL_CACHE_SIZE)
     return ckpt
 
 
+SMALL_MODEL_RES = 128
+
+
+@contextmanager
+def threads_for(ckpt, small_work: bool = False):
+    """Intra-op threads for work on ``ckpt`` in this thread: one for models up to 128 px (or for
+    ``small_work`` such as a w_dim x w_dim eigendecomposition), whose tensors are too small to
+    split: two threads were 30-50x slower than one at 64 px on a busy 2-core machine, and no faster
+    on a quiet one. The setting is per thread and restored after."""
+    import torch
+    before = torch.get_num_threads()
+    if small_work or ckpt.resolution <= SMALL_MODEL_RES:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def clear_caches() -> None:
-    with _lock:
+    with CACHE_LOCK:
         _models.clear()
-        _renders.clear()
-        _directions.clear()
+        RENDERS.clear()
+        DIRECTIONS.clear()
 
 
 # ----------------------------------------------------------------------------------------------
 # Checks every renderer makes
 
-def _layer_range(layers, num_ws: int) -> tuple[int, int]:
+def layer_range(layers, num_ws: int) -> tuple[int, int]:
     if layers in (None, "all"):
         return 0, num_ws
     try:
@@ -88,7 +112,7 @@ def _layer_range(layers, num_ws: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _class_vector(ckpt, class_idx, n: int, device):
+def class_vector(ckpt, class_idx, n: int, device):
     import torch
     if ckpt.c_dim == 0:
         if class_idx not in (None, 0):
@@ -102,13 +126,13 @@ def _class_vector(ckpt, class_idx, n: int, device):
     return c
 
 
-def _check_seed(seed) -> int:
+def check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 32:
         raise PlaygroundError(f"A seed is a whole number from 0 to {2 ** 32 - 1}")
     return int(seed)
 
 
-def _check_common(ckpt, psi, cutoff, noise_mode):
+def check_common(ckpt, psi, cutoff, noise_mode):
     if not isinstance(psi, (int, float)) or not math.isfinite(psi) or not -2 <= psi <= 2:
         raise PlaygroundError("Truncation ψ must be a number between -2 and 2")
     if cutoff is not None and (not isinstance(cutoff, (int, np.integer)) or not 0 <= cutoff <= ckpt.num_ws):

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .common import PlaygroundError, _check_common, _check_seed, _class_vector, load_model
+from .common import PlaygroundError, check_common, check_seed, class_vector, load_model, threads_for
 
 MAX_GRID_SEEDS = 64
 MAX_FRAMES = 5000
@@ -25,15 +25,16 @@ def seed_grid(model_path, seeds, psi: float = 1.0, cutoff: int | None = None, no
               class_idx: int | None = None, cols: int | None = None, device: str = "cpu", batch: int = 8):
     """(PIL grid image, seeds) for up to MAX_GRID_SEEDS seeds; PlaygroundError on bad input."""
     from ..stylegan.images import generate_images, make_grid
-    seeds = [_check_seed(s) for s in seeds]
+    seeds = [check_seed(s) for s in seeds]
     if not 1 <= len(seeds) <= MAX_GRID_SEEDS:
         raise PlaygroundError(f"A grid holds 1 to {MAX_GRID_SEEDS} seeds")
     ckpt = load_model(model_path, device)
-    _check_common(ckpt, psi, cutoff, noise_mode)
-    _class_vector(ckpt, class_idx, 1, device)
-    imgs = [img for _, img in generate_images(ckpt.G_ema, seeds, truncation_psi=psi, truncation_cutoff=cutoff,
-                                              noise_mode=noise_mode, batch=batch, device=device,
-                                              class_idx=class_idx)]
+    check_common(ckpt, psi, cutoff, noise_mode)
+    class_vector(ckpt, class_idx, 1, device)
+    with threads_for(ckpt):
+        imgs = [img for _, img in generate_images(ckpt.G_ema, seeds, truncation_psi=psi, truncation_cutoff=cutoff,
+                                                  noise_mode=noise_mode, batch=batch, device=device,
+                                                  class_idx=class_idx)]
     return make_grid(np.stack(imgs), cols=cols), seeds
 
 
@@ -49,7 +50,7 @@ def interpolation_frames(model_path, seeds, frames_per_transition: int = 8, psi:
     import torch
 
     from ..stylegan.images import to_uint8, z_from_seeds
-    seeds = [_check_seed(s) for s in seeds]
+    seeds = [check_seed(s) for s in seeds]
     if len(seeds) < 2:
         raise PlaygroundError("Interpolation needs at least two seeds")
     fpt = int(frames_per_transition)
@@ -58,13 +59,13 @@ def interpolation_frames(model_path, seeds, frames_per_transition: int = 8, psi:
     if space not in ("z", "w"):
         raise PlaygroundError("Interpolate in 'z' (slerp) or 'w' (lerp)")
     ckpt = load_model(model_path, device)
-    _check_common(ckpt, psi, cutoff, noise_mode)
-    _class_vector(ckpt, class_idx, 1, device)
+    check_common(ckpt, psi, cutoff, noise_mode)
+    class_vector(ckpt, class_idx, 1, device)
     G = ckpt.G_ema
     zs = z_from_seeds(seeds, ckpt.z_dim).double().numpy()
     if space == "w":
         with torch.no_grad():
-            c = _class_vector(ckpt, class_idx, len(seeds), device)
+            c = class_vector(ckpt, class_idx, len(seeds), device)
             anchors = G.mapping(torch.from_numpy(zs).float().to(device), c, truncation_psi=psi,
                                 truncation_cutoff=cutoff).cpu().numpy()     # [S, num_ws, w_dim]
     points = [(i, t / fpt) for i in range(len(seeds)) for t in range(fpt)]
@@ -72,15 +73,16 @@ def interpolation_frames(model_path, seeds, frames_per_transition: int = 8, psi:
     def generate():
         for start in range(0, len(points), batch):
             chunk = points[start:start + batch]
-            with torch.no_grad():
+            with torch.no_grad(), threads_for(ckpt):
                 if space == "z":
                     z = np.stack([slerp(zs[i], zs[(i + 1) % len(seeds)], t) for i, t in chunk])
-                    c = _class_vector(ckpt, class_idx, len(chunk), device)
+                    c = class_vector(ckpt, class_idx, len(chunk), device)
                     ws = G.mapping(torch.from_numpy(z).float().to(device), c, truncation_psi=psi,
                                    truncation_cutoff=cutoff)
                 else:
                     ws = torch.from_numpy(np.stack([(1 - t) * anchors[i] + t * anchors[(i + 1) % len(seeds)]
                                                     for i, t in chunk])).float().to(device)
-                yield from to_uint8(G.synthesize(ws, noise_mode=noise_mode))
+                images = to_uint8(G.synthesize(ws, noise_mode=noise_mode))
+            yield from images
 
     return generate()

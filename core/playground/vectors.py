@@ -43,7 +43,7 @@ def random_vector(z_dim: int, seed: int | None = None) -> np.ndarray:
     return np.random.RandomState(int(seed)).randn(int(z_dim)).astype(np.float32)
 
 
-def _check_array(a: np.ndarray) -> np.ndarray:
+def check_array(a: np.ndarray) -> np.ndarray:
     if a.dtype.kind not in "fiu" or a.dtype.fields is not None:
         raise VectorError(f"The vector must hold plain numbers, not {a.dtype}")
     if a.size == 0:
@@ -68,7 +68,7 @@ def _load_npy_bytes(data: bytes) -> np.ndarray:
         raise VectorError("This is not a readable .npy array (pickled objects are refused)") from None
     if not isinstance(a, np.ndarray):
         raise VectorError("Upload one .npy array, not an .npz archive")
-    return _check_array(a)
+    return check_array(a)
 
 
 _NUMBER_SPLIT = re.compile(r"[\s,;\[\]()]+")
@@ -87,7 +87,7 @@ def _parse_text(text: str) -> np.ndarray:
     except ValueError:
         bad = next(t for t in tokens if not _is_float(t))
         raise VectorError(f"Not a number: {bad[:20]!r}") from None
-    return _check_array(np.array(values, dtype=np.float64))
+    return check_array(np.array(values, dtype=np.float64))
 
 
 def _is_float(t: str) -> bool:
@@ -107,7 +107,7 @@ def load_vector(source) -> np.ndarray:
     if isinstance(source, (bytes, bytearray)):
         return _load_npy_bytes(bytes(source))
     if isinstance(source, np.ndarray):
-        return _check_array(source)
+        return check_array(source)
     if isinstance(source, str) and not source.strip().lower().endswith(".npy"):
         return _parse_text(source)
     if isinstance(source, (str, os.PathLike)):
@@ -123,7 +123,7 @@ def load_vector(source) -> np.ndarray:
     raise VectorError("Give the vector as numbers or a .npy file")
 
 
-def _vector_to_latent(vec: np.ndarray, space: str, z_dim: int, w_dim: int, num_ws: int) -> np.ndarray:
+def vector_to_latent(vec: np.ndarray, space: str, z_dim: int, w_dim: int, num_ws: int) -> np.ndarray:
     """z [1, z_dim] or ws [1, num_ws, w_dim]; refuses every other shape."""
     if space == "z":
         if vec.shape in ((z_dim,), (1, z_dim)):

@@ -56,16 +56,17 @@ def read_checkpoint(path: str | Path) -> dict:
         args, extra = read_native_state(path)
         return {**_finish(*args), "extra_tensors": extra}
     if kind == "zip":
-        return _from_object(_torch_load(path), "torch.save file")
+        return _from_object(torch_load(path), "torch.save file")
     if kind == "pickle":
         obj = safe_load(path.read_bytes())
         if isinstance(obj, int) and obj == _LEGACY_TORCH_MAGIC:
-            return _from_object(_torch_load(path), "torch.save file (legacy)")
+            return _from_object(torch_load(path), "torch.save file (legacy)")
         return _from_object(obj, "pickle")
     raise CheckpointError(f"{path.name} is not a checkpoint: unknown content (not a pickle, zip or safetensors)")
 
 
-def _torch_load(path: Path):
+def torch_load(path: Path):
+    """A torch.save file through torch's weights-only loader; CheckpointError with one line otherwise."""
     if path.read_bytes()[:4] == _ZIP_MAGIC and not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path.name} is a damaged or truncated archive")
     try:

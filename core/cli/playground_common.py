@@ -1,0 +1,32 @@
+"""What the playground commands share: the model a ``--checkpoint`` names, errors as one line."""
+from __future__ import annotations
+
+import contextlib
+
+from . import UserError
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Playground, video and OS errors become one-line :class:`UserError`s."""
+    from ..playground import PlaygroundError
+    from ..video import VideoError
+    try:
+        yield
+    except (PlaygroundError, VideoError) as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"{getattr(e, 'filename', None) or 'file'}: {e.strerror or e}") from None
+
+
+def model_of(value: str, user: str):
+    """(weights path, label) of ``--checkpoint``: a My Models id, a checkpoint name or a file."""
+    from ..playground import cli_model
+    with user_errors():
+        return cli_model(value, user)
+
+
+def add_model_args(p, required: bool = True) -> None:
+    from ..storage import DEFAULT_USER
+    p.add_argument("--checkpoint", required=required, help="a My Models id, 'default', a catalog or imported name, or a file")
+    p.add_argument("--user", default=DEFAULT_USER, help="whose My Models, vectors and directions to use")
