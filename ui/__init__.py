@@ -27,7 +27,7 @@ def build_ui() -> gr.Blocks:
         wire_datasets(datasets, nav)
         wire_new_experiment(new, nav)
         wire_experiments(experiments, nav)
-        wire_models(models, nav, playground)
+        wire_models(models, nav)
         wire_playground(playground, nav)
         # The live view polls only while the Experiments tab is shown.
         experiments.tab.select(lambda: gr.Timer(active=True), None, experiments.timer, api_name=False)

@@ -37,17 +37,24 @@ class Nav:
     items listens to the request's change and opens the item itself."""
     tabs: gr.Tabs
     demo: gr.Blocks
-    open_experiment: gr.Dropdown   # hidden; an API client reads the new experiment's id from it
+    open_experiment: gr.Dropdown   # hidden; an API client reads the new experiment's id from it (each is new)
+    open_model: gr.State           # {"key", "at"}: the Playground opens the model (the same one again too)
 
 
 def build_nav(tabs: gr.Tabs, demo: gr.Blocks) -> Nav:
     return Nav(tabs=tabs, demo=demo, open_experiment=gr.Dropdown(choices=[], visible=False, allow_custom_value=True,
-                                                                 label="Experiment to open"))
+                                                                 label="Experiment to open"),
+               open_model=gr.State(None))
 
 
 def open_item(item_id: str) -> gr.Dropdown:
-    """The update of a Nav request that asks for ``item_id``."""
+    """The update of ``Nav.open_experiment`` that asks for ``item_id``."""
     return gr.Dropdown(choices=[item_id], value=item_id)
+
+
+def open_again(key: str) -> dict:
+    """The value of a Nav state that asks for ``key``: asking again for the same one is a change too."""
+    return {"key": key, "at": time.time()}
 
 
 def user_of(request: gr.Request | None) -> str:

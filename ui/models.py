@@ -7,10 +7,9 @@ from dataclasses import dataclass
 import gradio as gr
 
 from core import models as models_core
-
-from .playground import model_choices
-from .common import (EXPERIMENTS, PLAYGROUND, Nav, download_name, go_to, md_escape, ok_text, picked, safe, served,
-                     user_of, when)
+from core.playground import model_key
+from .common import (EXPERIMENTS, PLAYGROUND, Nav, download_name, go_to, md_escape, ok_text, open_again, picked, safe,
+                     served, user_of, when)
 
 ERRORS = (models_core.ModelError,)
 
@@ -131,7 +130,7 @@ def overview_view(ui: ModelsUI, m: dict) -> dict:
 
 # ---- wiring ------------------------------------------------------------------------------------
 
-def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
+def wire_models(ui: ModelsUI, nav: Nav) -> None:
     list_outs = [ui.empty, ui.cards, ui.card_ids, ui.chosen, ui.overview, ui.message]
     view_outs = [ui.overview, ui.grid, ui.provenance, ui.new_name, ui.rename_btn, ui.public, ui.delete_btn,
                  ui.confirm, ui.message]
@@ -179,9 +178,9 @@ def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
                 ui.message: ok_text("Deleted.")}
 
     @safe(ui.message, ERRORS)
-    def open_in_playground(model_id, request: gr.Request):
-        choices = model_choices(user_of(request))
-        return {nav.tabs: go_to(PLAYGROUND), playground.model: gr.Dropdown(choices=choices, value=f"model:{model_id}")}
+    def open_in_playground(model_id, request: gr.Request):  # the Playground opens it (nav.open_model)
+        m = models_core.get_model(model_id or "", user_of(request))
+        return {nav.tabs: go_to(PLAYGROUND), nav.open_model: open_again(model_key(m["id"])), ui.message: ""}
 
     quiet = dict(show_progress="hidden")
     gr.on([ui.tab.select, nav.demo.load], list_models, ui.chosen, list_outs, api_name="list_models", **quiet)
@@ -196,4 +195,4 @@ def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
     ui.delete_btn.click(ask_delete, ui.chosen, [ui.confirm, ui.confirm_md, ui.message], api_name="ask_delete_model")
     ui.confirm_yes.click(delete_model, ui.chosen, [*list_outs, ui.confirm], api_name="delete_model")
     ui.confirm_no.click(lambda: gr.Group(visible=False), None, ui.confirm, api_name=False)
-    ui.to_playground.click(open_in_playground, ui.chosen, [nav.tabs, playground.model, ui.message], api_name=False)
+    ui.to_playground.click(open_in_playground, ui.chosen, [nav.tabs, nav.open_model, ui.message], api_name=False)

@@ -21,7 +21,7 @@ from .library import NotFound
 from .photo import PROJECTIONS, prepare_target, projection_result, projection_view, start_projection
 from .preview import Edit, NoiseMaps, RenderArgs, render
 from .projection import ProjectionOptions, ProjectionResult, project
-from .refs import cli_model, model_choices, model_fingerprint, resolve_model
+from .refs import cli_model, model_choices, model_fingerprint, model_key, resolve_model
 from .upscale import upscale
 from .vectors import (MAX_ABS_VALUE, MAX_NPY_BYTES, MAX_TEXT_CHARS, MAX_VECTOR_ELEMENTS, Vector, load_vector,
                       random_vector)
@@ -32,4 +32,4 @@ __all__ = ["PlaygroundError", "VectorError", "Vector", "RenderArgs", "Edit", "No
            "apply_direction", "random_vector", "load_vector", "slerp", "load_model", "clear_caches",
            "ProjectionOptions", "ProjectionResult", "project", "prepare_target", "start_projection",
            "projection_view", "projection_result", "PROJECTIONS", "upscale", "View", "render_view", "keep_view",
-           "model_choices", "resolve_model", "cli_model", "model_fingerprint", "NotFound"]
+           "model_choices", "model_key", "resolve_model", "cli_model", "model_fingerprint", "NotFound"]
