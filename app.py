@@ -98,9 +98,12 @@ def main(argv=None) -> None:
         logging.getLogger("atelier").warning("start-up check: %s", line)
     demo = build_app()
     if not args.no_worker:
-        from core.jobs import recover_orphans, start_background_worker
+        from core.jobs import JobsError, recover_orphans, start_background_worker
         recover_orphans()
-        start_background_worker(device=args.device)
+        try:
+            start_background_worker(device=args.device)
+        except JobsError as e:  # a bad setting (ATELIER_JOB_STALL_S): one line, not a traceback
+            sys.exit(f"atelier: {e}")
     demo.launch(**launch_kwargs(args))
 
 

@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import machine, median  # noqa: E402
-from core.sample_data import flower  # noqa: E402
+from bench.synthetic import flower  # noqa: E402
 from core.stylegan.networks import Discriminator, Generator  # noqa: E402
 from core.stylegan.run_files import read_stats  # noqa: E402
 from core.stylegan.train import train  # noqa: E402
@@ -49,7 +49,7 @@ PUBLISHED = {  # stylegan2-ada-pytorch, one GPU, s/kimg
 
 
 class GeneratedFlowers:
-    """Procedural flowers (core.sample_data) at one resolution, in memory: nothing to download."""
+    """Procedural flowers (bench/synthetic.py) at one resolution, in memory: nothing to download."""
 
     def __init__(self, n: int, size: int):
         self.images = np.stack([np.asarray(flower(np.random.default_rng([7, i]), size)).transpose(2, 0, 1)

@@ -35,13 +35,13 @@ def main() -> int:
     from common import machine
 
     from core import datasets, jobs
-    from core.sample_data import make_sample_dataset
+    from bench.synthetic import make_synthetic_dataset
     user = "bench"
     ckpt, allow = args.checkpoint, False
     if args.checkpoint == "tiny":
         from jobs_fixtures import make_checkpoint
         ckpt, allow = str(make_checkpoint(home / "tiny.safetensors")), True
-    src = make_sample_dataset("landscapes", home / "src", n=args.images)
+    src = make_synthetic_dataset("landscapes", home / "src", n=args.images)
     ds = datasets.import_dataset([src], "landscapes", user=user).dataset_id
     worker = jobs.Worker(device="cpu", poll=0.05)
     print(f"{machine()}; load average at start {os.getloadavg()[0]:.2f}")

@@ -149,7 +149,7 @@ def main() -> int:
 
     from bench.common import machine
     from core.playground import RenderArgs, cli_model, render
-    from core.sample_data import landscape
+    from bench.synthetic import landscape
     model = str(cli_model(args.checkpoint, "local")[0])
     skip = set(args.skip.split(","))
     losses = args.losses.split(",")

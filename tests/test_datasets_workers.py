@@ -45,8 +45,9 @@ def torch_busy():
     while not stop.is_set():
         a = torch.tanh(a @ a)
 
-for fn in (heartbeat, heartbeat, torch_busy):
-    threading.Thread(target=fn, daemon=True).start()
+busy = [threading.Thread(target=fn, daemon=True) for fn in (heartbeat, heartbeat, torch_busy)]
+for t in busy:
+    t.start()
 rec = {"dataset": ds_id, "owner": "alice", "crop": "center"}
 packs = Path(datasets.get_dataset(ds_id, "alice")["path"]) / "packs"
 for k in range(rounds):
@@ -55,6 +56,8 @@ for k in range(rounds):
     assert len(ds) == 32, len(ds)
     print("packed", k + 1, flush=True)
 stop.set()
+for t in busy:   # torch must not be mid-op in a daemon thread while the interpreter exits (abort)
+    t.join()
 """
 
 

@@ -81,3 +81,13 @@ def test_stall_limit_settings(home, monkeypatch, capsys):
     monkeypatch.delenv("ATELIER_JOB_STALL_S")
     assert cli_main(["worker", "--device", "cpu", "--once", "--stall-timeout", "0"]) == 2
     assert "--stall-timeout must be a number of seconds above 0" in capsys.readouterr().err
+
+
+def test_app_refuses_a_bad_stall_limit_in_one_line(home, monkeypatch, capsys):
+    import app
+    monkeypatch.setenv("ATELIER_JOB_STALL_S", "soon")
+    monkeypatch.setattr(app, "build_app", lambda: None)     # the check comes before anything is served
+    with pytest.raises(SystemExit) as refused:
+        app.main(["--data", str(home), "--port", "1"])
+    assert str(refused.value).startswith("atelier: ATELIER_JOB_STALL_S must be a number of seconds")
+    assert "\n" not in str(refused.value)

@@ -35,9 +35,9 @@ def server(tmp_path):
     tmp.mkdir()
     env = dict(os.environ, ATELIER_HOME=str(home), GRADIO_TEMP_DIR=str(tmp / "gradio"), TMPDIR=str(tmp),
                PYTHONPATH=str(REPO), GRADIO_ANALYTICS_ENABLED="False")
-    setup = ("import sys; from pathlib import Path; from core.sample_data import make_sample_dataset; "
+    setup = ("import sys; from pathlib import Path; from core.sample_data import sample_dataset; "
              "from core.datasets import import_dataset; "
-             "import_dataset([str(make_sample_dataset('landscapes', Path(sys.argv[1]), n=24))], 'Sample landscapes')")
+             "import_dataset([str(sample_dataset('emoji-animals').path)], 'Sample emoji animals')")
     subprocess.run([sys.executable, "-c", setup, str(tmp_path / "sample")], cwd=REPO, env=env, check=True, timeout=300)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -115,7 +115,7 @@ def test_projection_edit_keep_and_walk(server):
         steps = "500" if os.environ.get("ATELIER_SCREENSHOTS") else "40"
         page.get_by_text("Or pick a photo from one of your datasets").click()
         page.locator("#atelier-pg-photo-section").get_by_label("Dataset").click()
-        page.get_by_role("option", name="Sample landscapes").click()
+        page.get_by_role("option", name="Sample emoji animals").click()
         page.locator("#atelier-pg-photo-section .thumbnail-item").nth(3).click()
         type_number(page, "atelier-pg-steps", steps)
         page.get_by_role("button", name="Find my photo in the model").click()
