@@ -194,7 +194,7 @@ def _check_public_index(root: Path, users_dir: Path, q: _Quarantine) -> None:
     path = root / "public_models.json"
     if not path.exists() or isinstance(_read(path), dict):
         return
-    with models._locked():
+    with models.index_lock():
         q.move(path, "unreadable public models index")
         pub = {}
         for rec_path in sorted(users_dir.glob(f"*/models/*/{models.RECORD}")):
@@ -220,7 +220,10 @@ def _check_experiments(root: Path, users_dir: Path, q: _Quarantine, grace_s: flo
             q.move(run, "run folder of an experiment that has no record")
     for rec in records:
         owner, exp_id = rec.get("owner"), rec.get("id")
-        rd = users_dir / str(owner) / "experiments" / str(exp_id)
+        try:
+            rd = store.run_dir(str(owner), str(exp_id))
+        except ValueError:  # not a user name: nothing of it can be under the root
+            continue
         if rd.is_dir():
             continue
         if rec.get("state") == "queued" and not rec.get("step"):
@@ -246,7 +249,7 @@ def _check_experiments(root: Path, users_dir: Path, q: _Quarantine, grace_s: flo
 def _check_other_indexes(root: Path, q: _Quarantine) -> None:
     index = root / "checkpoints" / "imported" / "index.json"
     if index.exists() and not isinstance(_read(index), dict):
-        q.move(index, "unreadable index of imported checkpoints; the files stay in checkpoints/imported")
+        q.move(index, "unreadable index of imported checkpoints; the files stay in users/<user>/checkpoints")
     auth = root / "users.json"
     if auth.exists() and not isinstance(_read(auth), dict):
         q.say("users.json (the auth file) cannot be read: left in place; nobody can sign in until it is fixed")

@@ -20,20 +20,20 @@ download, removed when the model is made private or deleted); the owner download
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import quota
-from .storage import DEFAULT_USER, atomic_path, atomic_write_json, data_root, download_name, read_json, user_dir
+from .storage import (DEFAULT_USER, atomic_path, atomic_write_json, data_root, download_name, file_lock, read_json,
+                      user_dir)
 
-__all__ = ["ModelError", "ModelNotFound", "ModelNotOwner", "save_model", "list_models", "get_model",
+__all__ = ["ModelError", "ModelNotFound", "ModelNotOwner", "save_model", "save_snapshot", "snapshot_provenance",
+           "list_models", "get_model", "index_lock", "PROVENANCE",
            "rename_model", "set_public", "delete_model", "model_weights_path", "model_grid_path",
            "download_path", "export_model", "validate_name", "check_models", "DEFAULT_USER", "PUBLIC_FIELDS"]
 
@@ -120,16 +120,9 @@ def _untouched_for(folder: Path, seconds: float) -> bool:
     return time.time() - newest >= seconds
 
 
-@contextmanager
-def _locked():
-    """One writer at a time for the indexes (threads in the app and CLI processes alike)."""
-    lock = data_root() / ".models.lock"
-    with open(lock, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+def index_lock():
+    """One writer at a time for the model indexes, own and public (threads and processes alike)."""
+    return file_lock(data_root() / ".models.lock")
 
 
 def _folder(owner: str, model_id: str) -> Path:
@@ -201,14 +194,33 @@ def _render_grid(weights_path: Path, dest: Path) -> None:
         make_grid(np.stack(imgs)).save(tmp, format="PNG")
 
 
+PROVENANCE = ("base_model", "dataset", "dataset_id", "steps", "step", "experiment")
+
+
+def _scalar(value) -> bool:
+    return isinstance(value, (str, int, float, bool))
+
+
+def snapshot_provenance(meta: dict) -> dict:
+    """The PROVENANCE fields of a model from a snapshot's ``read_native_metadata``: the trainer writes
+    the run's provenance at the top of every snapshot's metadata (``checkpoint`` is the base model),
+    with its step and config."""
+    file_meta = meta.get("metadata") if isinstance(meta.get("metadata"), dict) else {}
+    config = file_meta.get("config") if isinstance(file_meta.get("config"), dict) else {}
+    found = dict(file_meta, base_model=file_meta.get("checkpoint"), steps=config.get("steps"))
+    return {k: found[k] if _scalar(found.get(k)) else None for k in PROVENANCE}
+
+
 def save_model(user: str, *, weights_path, name: str, source: dict | None = None,
                grid_path=None) -> str:
     """Copy a native snapshot into the user's models; return the new model id.
 
-    ``source`` holds the provenance: ``experiment`` (id), ``step``, ``dataset``, ``base_model``
-    and ``steps`` (the run's planned steps); unknown keys are kept under ``source``. The sample
-    grid is ``grid_path``, else the snapshot's own ``step-N.png`` beside it, else rendered here.
-    A copy that would take the user past their storage quota is refused before anything is written.
+    The provenance (``experiment`` id, ``step``, ``dataset``, ``dataset_id``, ``base_model``,
+    ``steps``: the run's planned steps) is what the trainer wrote into the snapshot
+    (:func:`snapshot_provenance`), or, for a file that does not say, ``source`` as given (its
+    other keys are kept under ``source``). The sample grid is ``grid_path``, else the snapshot's
+    own ``step-N.png`` beside it, else rendered here. A copy that would take the user past their
+    storage quota is refused before anything is written.
     """
     from .stylegan import CheckpointError, read_native_metadata
     name = validate_name(name)
@@ -220,30 +232,15 @@ def save_model(user: str, *, weights_path, name: str, source: dict | None = None
     except CheckpointError as e:
         raise ModelError(f"Not a model snapshot: {e}") from None
     source = dict(source or {})
-    g_kwargs = meta.get("g_kwargs") or {}
-    file_meta = meta.get("metadata") or {}
-    config = file_meta.get("config") if isinstance(file_meta.get("config"), dict) else {}
-    # Training snapshots carry the run's provenance at the top of their metadata (jobs worker, CLI train).
-    scalar = lambda v: v if isinstance(v, (str, int, float, bool)) else None  # noqa: E731
-
-    def pick(*keys, fallback=None):
-        for k in keys:
-            if source.get(k) is not None:
-                return scalar(source[k])
-        return scalar(fallback)
-
+    provenance = snapshot_provenance(meta) if not source else \
+        {k: source[k] if _scalar(source.get(k)) else None for k in PROVENANCE}
     model_id = uuid.uuid4().hex
     record = {
         "id": model_id, "owner": user, "name": name, "public": False,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "resolution": g_kwargs.get("img_resolution"),
-        "base_model": pick("base_model", "base_checkpoint", "checkpoint", fallback=file_meta.get("checkpoint")),
-        "dataset": pick("dataset", fallback=file_meta.get("dataset")),
-        "steps": pick("steps", fallback=config.get("steps")),
-        "step": pick("step", fallback=file_meta.get("step")),
-        "experiment": pick("experiment", fallback=file_meta.get("experiment")),
+        "resolution": (meta.get("g_kwargs") or {}).get("img_resolution"), **provenance,
         "bytes": weights_path.stat().st_size,
-        "source": {k: v for k, v in source.items() if isinstance(v, (str, int, float, bool, type(None)))},
+        "source": {k: v for k, v in source.items() if v is None or _scalar(v)},
     }
     models = _models_dir(user)
     grid = Path(grid_path) if grid_path else weights_path.with_suffix(".png")
@@ -266,10 +263,21 @@ def save_model(user: str, *, weights_path, name: str, source: dict | None = None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    with _locked():
+    with index_lock():
         ids = _own_ids(user)  # a concurrent check_models may have indexed the new folder already
         atomic_write_json(_index_path(user), {"ids": ids + [model_id] if model_id not in ids else ids})
     return model_id
+
+
+def save_snapshot(exp_id: str, step: int, name: str, user: str) -> dict:
+    """Save the snapshot of the user's experiment ``exp_id`` nearest ``step`` to their models, with the
+    provenance the trainer wrote into it; returns the new model as :func:`get_model` does. Raises
+    ``core.jobs.NotFound`` for an experiment that is not the user's, ModelError when it has no snapshot."""
+    from .jobs import experiment_snapshot
+    snap = experiment_snapshot(exp_id, user, step)
+    if snap is None:
+        raise ModelError("There is no snapshot to save yet.")
+    return get_model(save_model(user, weights_path=snap["weights_path"], name=name), user)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -359,7 +367,7 @@ def export_model(model_id, user: str, dest_dir) -> Path:
 
 def rename_model(model_id, user: str, name: str) -> dict:
     name = validate_name(name)
-    with _locked():
+    with index_lock():
         rec = _own(model_id, user)
         rec["name"] = name
         atomic_write_json(_folder(user, rec["id"]) / RECORD, rec)
@@ -368,7 +376,7 @@ def rename_model(model_id, user: str, name: str) -> dict:
 
 def set_public(model_id, user: str, public: bool) -> dict:
     """Make a model public (readable by every user) or private again."""
-    with _locked():
+    with index_lock():
         rec = _own(model_id, user)
         rec["public"] = bool(public)
         pub = _public_index()
@@ -386,7 +394,7 @@ def set_public(model_id, user: str, public: bool) -> dict:
 
 def delete_model(model_id, user: str) -> None:
     """Remove the model from the indexes, then free its files."""
-    with _locked():
+    with index_lock():
         rec = _own(model_id, user)
         pub = _public_index()
         if pub.pop(rec["id"], None) is not None:
@@ -412,7 +420,7 @@ def check_models(user: str, grace_s: float = TEMP_GRACE_S) -> list[str]:
     """
     done = []
     models = _models_dir(user)
-    with _locked():
+    with index_lock():
         for p in sorted(models.iterdir()):
             if p.is_dir() and (p.name.startswith(".tmp-") or p.name.startswith(".trash-")) \
                     and _untouched_for(p, grace_s):

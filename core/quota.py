@@ -7,22 +7,19 @@ and imported checkpoints may take, so that one user of a shared Atelier cannot f
 
 The quota is ``ATELIER_USER_QUOTA_GB`` (default 50, ``0`` = no limit) unless the user has an
 override in ``<data root>/quotas.json``. Usage is the apparent size of every file under
-``users/<user>/`` plus the user's imported checkpoints, each inode once (hard links count once,
-symbolic links are not followed). A check is made before each write, not a reservation: two
+``users/<user>/`` (datasets, experiments, models, imported checkpoints), each inode once (hard
+links count once, symbolic links are not followed). A check is made before each write, not a reservation: two
 operations started at the same moment may both pass and together overshoot by one operation.
 Standard library only: the UI imports this.
 """
 from __future__ import annotations
 
-import fcntl
 import math
 import os
-import stat
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .storage import atomic_write_json, data_root, human_bytes, read_json, user_root
+from .storage import atomic_write_json, data_root, file_lock, human_bytes, read_json, user_root
 
 __all__ = ["QuotaError", "QuotaExceeded", "Room", "ENV_VAR", "DEFAULT_GB", "quota_bytes", "default_quota_bytes",
            "usage_bytes", "room", "check_room", "set_quota", "overrides", "parse_gb", "limit_text", "usage_text",
@@ -95,21 +92,11 @@ def quota_bytes(user: str) -> int | None:
     return default_quota_bytes()
 
 
-@contextmanager
-def _locked():
-    with open(data_root() / ".quotas.lock", "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
 def set_quota(user: str, gb: float | None) -> None:
     """Give ``user`` their own quota in GB (0 = no limit), or ``None`` to go back to the default."""
     user_root(user)  # the same name check as every per-user folder
     limit = None if gb is None else int(round(parse_gb(gb) * GB))
-    with _locked():
+    with file_lock(data_root() / ".quotas.lock"):
         users = _read_overrides(strict=True)
         if limit is None:
             users.pop(user, None)
@@ -148,22 +135,9 @@ def _tree_bytes(top: Path, seen: set) -> int:
     return total
 
 
-def _file_bytes(path: Path, seen: set) -> int:
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except (FileNotFoundError, NotADirectoryError):
-        return 0
-    return _count_once(st, seen) if stat.S_ISREG(st.st_mode) else 0
-
-
 def usage_bytes(user: str) -> int:
-    """Bytes of the user's files: ``users/<user>/`` and their imported checkpoints, each inode once."""
-    from .checkpoints import imported_files
-    seen: set = set()
-    total = _tree_bytes(user_root(user), seen)
-    for path in imported_files(user):
-        total += _file_bytes(path, seen)
-    return total
+    """Bytes of the user's files (everything under ``users/<user>/``), each inode once."""
+    return _tree_bytes(user_root(user), set())
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
-"""The data root and atomic file writes shared by every part of Atelier.
+"""The data root, atomic file writes and cross-process locks shared by every part of Atelier.
 
 All state lives under one folder, ``ATELIER_HOME`` (default ``./data``). Every write goes to a
 temporary file in the destination folder and is renamed into place, so a kill at any moment
-leaves either the old file or the new one, never a torn one.
+leaves either the old file or the new one, never a torn one. A read-modify-write of a shared
+file holds ``file_lock`` around it.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -64,6 +66,25 @@ def atomic_path(dest: str | os.PathLike):
         except FileNotFoundError:
             pass
         raise
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike, *, wait: bool = True):
+    """Hold an exclusive lock on the file ``path`` (created if missing) for a ``with`` block; yields True.
+
+    Threads of one process and other processes alike wait for each other (``flock`` locks an open
+    file, and each call opens its own); a killed holder frees it. ``wait=False``: yields False at
+    once, without the lock, when someone else holds it."""
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> None:

@@ -27,7 +27,6 @@ compared as NFC-normalised UTF-8.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -37,11 +36,10 @@ import re
 import secrets
 import threading
 import unicodedata
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .storage import atomic_path, data_root
+from .storage import atomic_path, data_root, file_lock
 
 __all__ = ["UsersError", "default_auth_path", "validate_username", "add_user", "remove_user", "set_password",
            "revoke_sessions", "verify", "authenticate", "session_stamps", "list_users", "load_auth",
@@ -137,16 +135,10 @@ def _write(path: Path, users: dict) -> None:
     os.chmod(path, 0o600)
 
 
-@contextmanager
 def _locked(path: Path):
     """One editor of the file at a time (two admins running the CLI at once)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return file_lock(path.with_name(path.name + ".lock"))
 
 
 def _now() -> str:

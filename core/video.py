@@ -1,4 +1,4 @@
-"""Videos: a run's progress (every snapshot grid in step order) and looping seed interpolations.
+"""Videos: mp4 from frames, and a run's progress (every snapshot grid in step order).
 
 mp4 through imageio-ffmpeg (its bundled ffmpeg): H.264 (libx264), yuv420p, even width and height,
 ``+faststart`` so browsers play it while it loads. Written to a temporary file beside ``dest`` and
@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-__all__ = ["VideoError", "write_mp4", "progress_video", "interpolation_video"]
+__all__ = ["VideoError", "write_mp4", "progress_video"]
 
 ProgressFn = Callable[[int, int], None]
 MAX_SIDE = 4096
@@ -112,19 +112,3 @@ def progress_video(run_dir, dest, fps: float = 8, size=None, hold_last_s: float 
             yield last
 
     return write_mp4(frames(), dest, fps=fps, size=size, total=total, progress_fn=progress_fn)
-
-
-def interpolation_video(model_path, seeds, dest, seconds_per_transition: float = 1.0, fps: float = 24,
-                        psi: float = 1.0, space: str = "z", noise_mode: str = "const", device: str = "cpu",
-                        progress_fn: ProgressFn | None = None) -> Path:
-    """Looping mp4 through ``seeds`` and back to the first (see ``playground.interpolation_frames``)."""
-    from .playground import interpolation_frames
-    if not 0 < float(fps) <= MAX_FPS:
-        raise VideoError(f"fps must be between 1 and {MAX_FPS}")
-    if not 0 < float(seconds_per_transition) <= 60:
-        raise VideoError("Seconds per transition must be between 0 and 60")
-    fpt = max(1, int(round(float(seconds_per_transition) * float(fps))))
-    seeds = list(seeds)
-    frames = interpolation_frames(model_path, seeds, frames_per_transition=fpt, psi=psi, space=space,
-                                  noise_mode=noise_mode, device=device)
-    return write_mp4(frames, dest, fps=fps, total=fpt * len(seeds), progress_fn=progress_fn)

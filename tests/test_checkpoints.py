@@ -11,7 +11,6 @@ import http.server
 import json
 import socket
 import threading
-import types
 
 import pytest
 
@@ -115,8 +114,8 @@ def no_network(monkeypatch, tmp_path):
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     yield attempts
-    names = set(ck._CATALOG)
-    for name in names - {e.name for e in ck._ENTRIES}:
+    names = {e.name for e in ck.catalog()}
+    for name in names - {e.name for e in ck.BUILT_IN}:
         ck.unregister_catalog_entry(name)
 
 
@@ -344,7 +343,7 @@ def test_import_local_file(tmp_path, ckpt_bytes, capsys):
     rec = ck.import_checkpoint(src, thumbnail=False)
     assert rec["name"] == "My-Model"
     path = ck.resolve_checkpoint("My-Model")
-    assert path.read_bytes() == ckpt_bytes and path.parent.name == "imported"
+    assert path.read_bytes() == ckpt_bytes and path.parent == ck.user_imports_dir("local")
     assert "My" not in path.name  # stored under an opaque id
     row = next(r for r in ck.list_checkpoints() if r["name"] == "My-Model")
     assert row["state"] == "imported" and row["kind"] == "imported"
@@ -393,7 +392,8 @@ def test_import_url(server, ckpt_bytes):
     server.files["/bad.pkl"] = b"garbage" * 10
     with pytest.raises(ck.ImportRefused):
         ck.import_checkpoint(server.url("/bad.pkl"))
-    assert sorted(p.suffix for p in (ck.cache_dir() / "imported").iterdir()) == [".json", ".pkl"]
+    assert sorted(p.suffix for p in (ck.cache_dir() / "imported").iterdir()) == [".json"]       # the index
+    assert sorted(p.suffix for p in ck.user_imports_dir("local").iterdir()) == [".pkl"]         # the good file
 
 
 def test_cut_off_import_resumes_with_range_on_the_next_try(server, ckpt_bytes):
@@ -421,7 +421,31 @@ def test_import_retries_resume_within_one_call(server, ckpt_bytes):
     assert [r["range"] is not None for r in server.requests] == [False, True, True]
 
 
-# ---------------------------------------------------------------------------- thumbnails, ETA hook
+def test_imports_of_the_shared_folder_move_into_their_users_folder(ckpt_bytes):
+    """Imports made when their files lived in checkpoints/imported (weights) and checkpoints/thumbnails
+    (imported-<id>.png) move into users/<user>/checkpoints on the first read, and count against the
+    user's quota from there."""
+    from core import quota
+    shared = ck.cache_dir() / "imported"
+    shared.mkdir(parents=True, exist_ok=True)
+    (shared / "0123456789abcdef.safetensors").write_bytes(ckpt_bytes)
+    (ck.cache_dir() / "thumbnails").mkdir(exist_ok=True)
+    (ck.cache_dir() / "thumbnails" / "imported-0123456789abcdef.png").write_bytes(b"png")
+    (shared / "index.json").write_text(json.dumps({"alice": {"old": {
+        "id": "0123456789abcdef", "ext": ".safetensors", "source": "old.safetensors", "bytes": len(ckpt_bytes)}}}))
+    row = next(r for r in ck.list_checkpoints("alice") if r["name"] == "old")
+    mine = ck.user_imports_dir("alice")
+    assert (row["state"], row["path"], row["thumbnail"]) == \
+        ("imported", str(mine / "0123456789abcdef.safetensors"), str(mine / "0123456789abcdef.png"))
+    assert (mine / "0123456789abcdef.safetensors").read_bytes() == ckpt_bytes
+    assert sorted(p.name for p in shared.iterdir()) == ["index.json"]
+    assert quota.usage_bytes("alice") == len(ckpt_bytes) + 3
+    assert ck.resolve_checkpoint("old", user="alice") == mine / "0123456789abcdef.safetensors"
+    ck.remove_checkpoint("old", user="alice")
+    assert not list(mine.iterdir()) and quota.usage_bytes("alice") == 0
+
+
+# ---------------------------------------------------------------------------- thumbnails
 
 
 def test_thumbnail_is_none_until_made():
@@ -442,20 +466,6 @@ def test_make_thumbnail_renders_grid(tmp_path, ckpt_bytes):
     assert ck.thumbnail_for("thumbs", user="someone-else") is None
     ck.remove_checkpoint("thumbs")
     assert not path.exists()
-
-
-def test_estimate_training_seconds_hook(monkeypatch):
-    import core
-    calls = []
-    fake_jobs = types.SimpleNamespace(
-        estimate_seconds_per_step=lambda res, arch, batch, device: calls.append((res, arch, batch, device)) or 0.5)
-    monkeypatch.setattr(core, "jobs", fake_jobs, raising=False)
-    monkeypatch.setitem(__import__("sys").modules, "core.jobs", fake_jobs)
-    assert ck.estimate_training_seconds("ffhq-256", 3000, "cpu", batch=4) == 1500.0
-    assert calls == [(256, {"channel_base": 16384, "channel_max": 512, "mapping_layers": 8}, 4, "cpu")]
-    monkeypatch.setitem(__import__("sys").modules, "core.jobs", types.SimpleNamespace())
-    monkeypatch.setattr(core, "jobs", types.SimpleNamespace(), raising=False)
-    assert ck.estimate_training_seconds("ffhq-256", 3000) is None
 
 
 def test_import_and_list_need_no_torch_and_no_network():

@@ -44,6 +44,27 @@ def test_submit_run_finish_with_exact_steps(home):
     assert worker.run_once() is None  # queue empty
 
 
+def test_a_snapshot_saved_to_my_models_carries_the_provenance_the_trainer_wrote(home):
+    from core import datasets, models
+    exp_id = _submit(home, steps=3)
+    waiting = _submit(home, steps=3)
+    worker = jobs.Worker(device="cpu", poll=0.05)
+    try:
+        worker.run_once()
+    finally:
+        worker.close()
+    m = models.save_snapshot(exp_id, 1, "  Mine ", "alice")   # snapshots 0, 2, 3: the later of 0 and 2
+    name = datasets.get_dataset(home["ds"], "alice")["name"]
+    assert (m["name"], m["step"], m["steps"], m["experiment"]) == ("Mine", 2, 3, exp_id)
+    assert (m["dataset"], m["dataset_id"], m["base_model"]) == (name, home["ds"], home["ckpt"])
+    assert models.model_weights_path(m["id"], "alice").read_bytes() == \
+        open(jobs.experiment_snapshot(exp_id, "alice", 2)["weights_path"], "rb").read()
+    with pytest.raises(models.ModelError, match="no snapshot"):
+        models.save_snapshot(waiting, 0, "Too early", "alice")
+    with pytest.raises(jobs.NotFound):
+        models.save_snapshot(exp_id, 3, "Not mine", "bob")
+
+
 def test_stop_continue_and_delete(home):
     exp_id = _submit(home, steps=2)
     assert jobs.stop_experiment(exp_id, "alice")["state"] == "stopped"  # queued: stopped at once

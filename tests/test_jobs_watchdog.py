@@ -88,6 +88,6 @@ def test_app_refuses_a_bad_stall_limit_in_one_line(home, monkeypatch, capsys):
     monkeypatch.setenv("ATELIER_JOB_STALL_S", "soon")
     monkeypatch.setattr(app, "build_app", lambda: None)     # the check comes before anything is served
     with pytest.raises(SystemExit) as refused:
-        app.main(["--data", str(home), "--port", "1"])
+        app.main(["--data", str(home["root"]), "--port", "1"])
     assert str(refused.value).startswith("atelier: ATELIER_JOB_STALL_S must be a number of seconds")
     assert "\n" not in str(refused.value)

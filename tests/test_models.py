@@ -64,6 +64,17 @@ def test_provenance_from_snapshot_metadata(home, snapshot):
         ("default", "ds1", 20, 10, "f" * 32)
 
 
+def test_cli_save_takes_the_snapshots_provenance_and_the_flags_instead(home, snapshot, capsys):
+    from core.cli import main as cli_main
+    from core.models import get_model
+    assert cli_main(["models", "save", str(snapshot), "--name", "plain", "--user", "alice"]) == 0
+    rec = get_model(capsys.readouterr().out.strip(), "alice")
+    assert (rec["dataset"], rec["base_model"], rec["step"], rec["experiment"]) == ("ds1", "default", 10, "f" * 32)
+    assert cli_main(["models", "save", str(snapshot), "--name", "named", "--dataset", "cats", "--user", "alice"]) == 0
+    rec = get_model(capsys.readouterr().out.strip(), "alice")
+    assert (rec["dataset"], rec["base_model"], rec["step"], rec["experiment"]) == ("cats", "default", 10, "f" * 32)
+
+
 def test_ownership_private_public(home, snapshot):
     from core.models import (ModelNotFound, ModelNotOwner, delete_model, export_model, get_model, list_models,
                              model_weights_path, rename_model, set_public)

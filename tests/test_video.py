@@ -56,15 +56,14 @@ def test_progress_video_no_snapshots(tmp_path):
 
 
 def test_interpolation_video_loops(model, tmp_path):
-    from core.video import interpolation_video
+    from core.playground import interpolation_video
     out = interpolation_video(model, [0, 1], tmp_path / "i.mp4", seconds_per_transition=0.5, fps=6)
     frames = _read(out)
     assert len(frames) == 6 and frames[0].shape == (32, 32, 3)
 
 
 def test_failed_video_leaves_old_file(model, tmp_path):
-    from core.playground import PlaygroundError
-    from core.video import interpolation_video
+    from core.playground import PlaygroundError, interpolation_video
     dest = tmp_path / "keep.mp4"
     dest.write_bytes(b"old")
     with pytest.raises(PlaygroundError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .common import DATASETS, Nav
+from .common import DATASETS, build_nav
 from .datasets import build_datasets, wire_datasets
 from .experiments import build_experiments, wire_experiments
 from .models import build_models, wire_models
@@ -23,11 +23,11 @@ def build_ui() -> gr.Blocks:
             experiments = build_experiments()
             models = build_models()
             playground = build_playground()
-        nav = Nav(tabs=tabs, demo=demo)
+        nav = build_nav(tabs, demo)
         wire_datasets(datasets, nav)
-        wire_new_experiment(new, nav, experiments)
+        wire_new_experiment(new, nav)
         wire_experiments(experiments, nav)
-        wire_models(models, nav, playground)
+        wire_models(models, nav)
         wire_playground(playground, nav)
         # The live view polls only while the Experiments tab is shown.
         experiments.tab.select(lambda: gr.Timer(active=True), None, experiments.timer, api_name=False)

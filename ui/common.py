@@ -25,13 +25,36 @@ GENERIC_ERROR = "Something went wrong on our side; the details are in the server
 
 # Tab ids, in the order of the work (gr.Tabs(selected=...) takes them).
 DATASETS, NEW, EXPERIMENTS, MODELS, PLAYGROUND = "datasets", "new", "experiments", "models", "playground"
+# The crop modes (core.datasets.CROP_MODES) a person chooses from, as the page names them.
+CROP_CHOICES = [("Center", "center"), ("Random", "random"), ("No crop (stretch)", "none")]
 
 
 @dataclass
 class Nav:
-    """The tab strip (so any tab can open another one) and the app (for its load event)."""
+    """What the tabs share, so that no tab writes another's components: the tab strip (any tab may
+    open another one), the app (for its load event), and requests to open an item in its own tab:
+    a tab writes the item's id (``open_item``) into the request here, and the tab that shows such
+    items listens to the request's change and opens the item itself."""
     tabs: gr.Tabs
     demo: gr.Blocks
+    open_experiment: gr.Dropdown   # hidden; an API client reads the new experiment's id from it (each is new)
+    open_model: gr.State           # {"key", "at"}: the Playground opens the model (the same one again too)
+
+
+def build_nav(tabs: gr.Tabs, demo: gr.Blocks) -> Nav:
+    return Nav(tabs=tabs, demo=demo, open_experiment=gr.Dropdown(choices=[], visible=False, allow_custom_value=True,
+                                                                 label="Experiment to open"),
+               open_model=gr.State(None))
+
+
+def open_item(item_id: str) -> gr.Dropdown:
+    """The update of ``Nav.open_experiment`` that asks for ``item_id``."""
+    return gr.Dropdown(choices=[item_id], value=item_id)
+
+
+def open_again(key: str) -> dict:
+    """The value of a Nav state that asks for ``key``: asking again for the same one is a change too."""
+    return {"key": key, "at": time.time()}
 
 
 def user_of(request: gr.Request | None) -> str:
@@ -166,6 +189,13 @@ class TypedSlider(gr.Slider):
 
 def go_to(tab_id: str) -> gr.Tabs:
     return gr.Tabs(selected=tab_id)
+
+
+def picked(ids: list, evt: gr.SelectData) -> gr.Dropdown:
+    """A gallery click as a dropdown choice: the id of the card clicked, from the ids drawn with the
+    cards (a gr.State written with the gallery), never from a list read again since it was drawn."""
+    ok = isinstance(ids, list) and isinstance(evt.index, int) and 0 <= evt.index < len(ids)
+    return gr.Dropdown(value=ids[evt.index]) if ok else gr.Dropdown()
 
 
 def empty_state(text: str, button_label: str, visible: bool = False) -> tuple[gr.Group, gr.Markdown, gr.Button]:

@@ -13,7 +13,7 @@ from core import datasets as ds_core
 from core import quota
 from core.sample_data import DEMO_SAMPLE, SAMPLES, sample_dataset
 
-from .common import NEW, Nav, go_to, md_escape, ok_text, safe, scratch_dir, served, user_of, when
+from .common import CROP_CHOICES, NEW, Nav, go_to, md_escape, ok_text, picked, safe, scratch_dir, served, user_of, when
 
 UPLOAD_TYPES = sorted(ds_core.common.IMAGE_EXTS | ds_core.common.VIDEO_EXTS | ds_core.common.ARCHIVE_EXTS)
 PREVIEWS = 6
@@ -25,7 +25,6 @@ ADVICE = ("500 to 5,000 images are suggested (fewer than 300 is risky); images s
 DROP_LABEL = "Drop a folder of images, a .zip or a video here, or click to choose files"
 TILE_ROW_PX = 215     # a captioned tile is at most 180 px wide (atelier.css), plus its caption
 DROP_STATUS = '<div class="atelier-drop-status" aria-live="polite"></div>'
-CROPS = [("Center", "center"), ("Random", "random"), ("No crop (stretch)", "none")]
 CROP_ROWS = {"center": (("center", "center crop"),), "random": (("random", "random crop, draw 1"),
                                                                 ("random_2", "random crop, draw 2")),
              "none": (("none", "stretched to a square"),)}
@@ -56,6 +55,7 @@ class DatasetsUI:
     next_btn: gr.Button
     listing_box: gr.Column
     listing: gr.Gallery
+    listing_ids: gr.State
     chosen: gr.Dropdown
     delete_btn: gr.Button
     confirm: gr.Group
@@ -89,7 +89,7 @@ def build_datasets() -> DatasetsUI:
                 relpaths = gr.Textbox(visible="hidden", elem_id="atelier-relpaths", label="relative paths")
             with gr.Column(scale=2):
                 name = gr.Textbox(label="Dataset name", placeholder="e.g. Ink drawings", max_length=100)
-                crop = gr.Radio(CROPS, value="center", label="Make images square by", elem_id="atelier-crop")
+                crop = gr.Radio(CROP_CHOICES, value="center", label="Make images square by", elem_id="atelier-crop")
                 with gr.Accordion("Inflate: more training images from the same ones", open=False):
                     with gr.Row():
                         mirror = gr.Checkbox(label="Mirror")
@@ -114,6 +114,7 @@ def build_datasets() -> DatasetsUI:
         with gr.Column(visible=False) as listing_box:
             gr.Markdown("### Your datasets")
             listing = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Datasets (click one to select it)", columns=5, height=240, object_fit="contain")
+            listing_ids = gr.State([])   # the dataset ids of the listing, in the order drawn
             with gr.Row():
                 chosen = gr.Dropdown(label="Selected dataset", choices=[], allow_custom_value=True, scale=3)
                 delete_btn = gr.Button("Delete…", variant="stop", scale=1)
@@ -165,7 +166,7 @@ def report_view(rep: dict, sources: list[str]) -> tuple[str, list, list]:
 def previews_view(pv: dict, crop: str) -> gr.Gallery:
     """The whole images above, the same images as trained under ``crop`` below (two draws for random)."""
     rows = (("pad", "whole image"), *CROP_ROWS.get(crop, CROP_ROWS["center"]))
-    crop_name = dict((v, k) for k, v in CROPS).get(crop, crop)
+    crop_name = dict((v, k) for k, v in CROP_CHOICES).get(crop, crop)
     n = len(pv["labels"])
     return gr.Gallery(value=[(img, f"{label} · {what}") for key, what in rows for img, label in zip(pv[key], pv["labels"])],
                       columns=n, visible=True, height=gallery_height(len(rows)),
@@ -208,7 +209,8 @@ def refresh(ui: DatasetsUI, user: str, select: str | None = None) -> dict:
     items = ds_core.list_datasets(user)
     gallery, choices = listing_view(items)
     value = select if select else (choices[0][1] if choices else None)
-    return {ui.listing: gallery, ui.chosen: gr.Dropdown(choices=choices, value=value),
+    return {ui.listing: gallery, ui.listing_ids: [d["id"] for d in items],
+            ui.chosen: gr.Dropdown(choices=choices, value=value),
             ui.welcome: gr.Column(visible=not items), ui.listing_box: gr.Column(visible=bool(items)),
             ui.storage: storage_view(user)}
 
@@ -226,7 +228,7 @@ def staged(files, folder, relpaths) -> list[str]:
 
 def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
     errors = (ds_core.DatasetError,)
-    list_outputs = [ui.listing, ui.chosen, ui.welcome, ui.listing_box, ui.list_message, ui.storage]
+    list_outputs = [ui.listing, ui.listing_ids, ui.chosen, ui.welcome, ui.listing_box, ui.list_message, ui.storage]
 
     @safe(ui.list_message, errors)
     def list_datasets(request: gr.Request):
@@ -278,10 +280,6 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
         return {**refresh(ui, user_of(request)), ui.confirm: gr.Group(visible=False),
                 ui.list_message: ok_text(f"Deleted “{gone['name']}” ({gone['count']:,} images).")}
 
-    def pick_from_gallery(evt: gr.SelectData, request: gr.Request):
-        items = ds_core.list_datasets(user_of(request))
-        return gr.Dropdown(value=items[evt.index]["id"]) if 0 <= evt.index < len(items) else gr.Dropdown()
-
     gr.on([ui.tab.select, nav.demo.load], list_datasets, None, list_outputs, api_name="list_datasets",
           show_progress="hidden")
     preview_inputs = [ui.files, ui.folder, ui.relpaths, ui.crop, ui.mirror, ui.rotate, ui.zoom]
@@ -295,7 +293,7 @@ def wire_datasets(ui: DatasetsUI, nav: Nav) -> None:
     ui.use_sample.click(use_sample_dataset, ui.sample_choice, [*list_outputs, ui.next_btn, ui.message],
                         api_name="use_sample_dataset", concurrency_id="io")
     ui.pick_folder.click(None, js="() => window.atelierDrop && window.atelierDrop.pickFolder()")
-    ui.listing.select(pick_from_gallery, None, ui.chosen, api_name=False)
+    ui.listing.select(picked, ui.listing_ids, ui.chosen, api_name=False)
     ui.delete_btn.click(ask_delete, ui.chosen, [ui.confirm, ui.confirm_md, ui.list_message], api_name="ask_delete_dataset")
     ui.confirm_yes.click(delete_dataset, ui.chosen, [*list_outputs, ui.confirm], api_name="delete_dataset")
     ui.confirm_no.click(lambda: gr.Group(visible=False), None, ui.confirm, api_name=False)

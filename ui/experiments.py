@@ -13,11 +13,12 @@ import pandas as pd
 from core import jobs as jobs_core
 from core import models as models_core
 from core import video as video_core
+from core.stylegan.train_config import MAX_STEPS
 
-from .common import MODELS, NEW, Nav, download_name, duration, go_to, md_escape, ok_text, safe, scratch_dir, served, user_of
+from .common import (MODELS, NEW, Nav, download_name, duration, go_to, md_escape, ok_text, safe, scratch_dir, served,
+                     user_of)
 
 REFRESH_S = 2.0
-MAX_STEPS = 25_000
 LOSSES = ("loss_G", "loss_D", "r1")
 LOSS_COLOURS = {"loss_G": "#f97316", "loss_D": "#3b82f6", "r1": "#10b981"}  # fixed: the series exist before data
 ERRORS = (jobs_core.JobsError, models_core.ModelError, video_core.VideoError)
@@ -152,10 +153,6 @@ def snapshot_text(snap: dict | None, total: int) -> str:
     return f"Step **{snap['step']:,}** · saved {saved} · {total} snapshot{'s' if total != 1 else ''} in all"
 
 
-def nearest(snaps: list[dict], step: int) -> dict | None:
-    return min(snaps, key=lambda s: (abs(s["step"] - step), -s["step"])) if snaps else None
-
-
 def slider_step(snaps: list[dict]) -> int:
     return math.gcd(*[s["step"] for s in snaps]) or 1 if snaps else 1
 
@@ -180,7 +177,7 @@ def controls_view(ui: ExperimentsUI, e: dict) -> dict:
 
 
 def snapshot_outputs(ui: ExperimentsUI, e: dict, snaps: list[dict], step: int) -> dict:
-    snap = nearest(snaps, step)
+    snap = jobs_core.nearest_snapshot(snaps, step)
     name = download_name(e["title"], f"step {snap['step']}", ext="png") if snap else None
     return {ui.grid: served(snap["image_path"]) if snap else None, ui.snapshot_md: snapshot_text(snap, len(snaps)),
             ui.save_sample: gr.DownloadButton(value=served(snap["image_path"], name) if snap else None)}
@@ -228,6 +225,10 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
     def list_experiments(chosen, request: gr.Request):
         return list_outputs(ui, jobs_core.list_experiments(user_of(request)), chosen)
 
+    @safe(ui.list_message, ERRORS)
+    def open_requested(exp_id, request: gr.Request):  # another tab asked for it (nav.open_experiment)
+        return list_outputs(ui, jobs_core.list_experiments(user_of(request)), exp_id)
+
     @safe(ui.message, ERRORS)
     def show_experiment(exp_id, request: gr.Request):
         if not exp_id:
@@ -258,15 +259,8 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
 
     @safe(ui.message, ERRORS)
     def save_to_models(exp_id, step, name, request: gr.Request):
-        user = user_of(request)
-        e = jobs_core.get_experiment(exp_id or "", user)
-        snap = nearest(jobs_core.experiment_snapshots(e["id"], user), int(step or 0))
-        if snap is None:
-            return {ui.message: "⚠ There is no snapshot to save yet."}
-        source = {"experiment": e["id"], "step": snap["step"], "dataset": e["dataset_name"],
-                  "base_model": e["checkpoint"], "steps": e["steps"]}
-        models_core.save_model(user, weights_path=snap["weights_path"], name=name, source=source)
-        return {ui.message: ok_text(f"Saved “{name}” (step {snap['step']:,}) to My Models."),
+        m = models_core.save_snapshot(exp_id or "", int(step or 0), name, user_of(request))
+        return {ui.message: ok_text(f"Saved “{m['name']}” (step {m.get('step') or 0:,}) to My Models."),
                 ui.open_models: gr.Button(visible=True)}
 
     @safe(ui.message, ERRORS)
@@ -298,6 +292,7 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
 
     quiet = dict(show_progress="hidden")
     gr.on([ui.tab.select, nav.demo.load], list_experiments, ui.chosen, list_outs, api_name="list_experiments", **quiet)
+    nav.open_experiment.change(open_requested, nav.open_experiment, list_outs, api_name=False, **quiet)
     ui.chosen.change(show_experiment, ui.chosen, [*view_outputs, ui.video, ui.open_models],
                      api_name="show_experiment", **quiet)
     ui.timer.tick(refresh, [ui.chosen, ui.snapshot, ui.seen], [*list_outs[:3], *view_outputs], api_name=False,

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import gradio as gr
 
 from core import models as models_core
-
-from .playground import model_choices
-from .common import EXPERIMENTS, PLAYGROUND, Nav, download_name, go_to, md_escape, ok_text, safe, served, user_of, when
+from core.playground import model_key
+from .common import (EXPERIMENTS, PLAYGROUND, Nav, download_name, go_to, md_escape, ok_text, open_again, picked, safe,
+                     served, user_of, when)
 
 ERRORS = (models_core.ModelError,)
 
@@ -20,6 +20,7 @@ class ModelsUI:
     empty: gr.Group
     empty_btn: gr.Button
     cards: gr.Gallery
+    card_ids: gr.State
     chosen: gr.Dropdown
     overview: gr.Column
     grid: gr.Image
@@ -49,6 +50,7 @@ def build_models() -> ModelsUI:
             empty_btn = gr.Button("Go to Experiments", variant="primary")
         cards = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Your models and public ones (click a card)", columns=5, height=260,
                            object_fit="contain", allow_preview=False)
+        card_ids = gr.State([])   # the model ids of the cards, in the order drawn
         chosen = gr.Dropdown(label="Model", choices=[], allow_custom_value=True, elem_id="atelier-model-pick")
         with gr.Column(visible=False) as overview:
             with gr.Row(equal_height=False):
@@ -106,7 +108,7 @@ def list_view(ui: ModelsUI, items: list[dict], chosen: str | None) -> dict:
     ids = [m["id"] for m in items]
     value = chosen if chosen in ids else (ids[0] if ids else None)
     return {ui.empty: gr.Group(visible=not items), ui.cards: [(served(m["grid_path"]), caption(m)) for m in items],
-            ui.chosen: gr.Dropdown(choices=[(caption(m), m["id"]) for m in items], value=value),
+            ui.card_ids: ids, ui.chosen: gr.Dropdown(choices=[(caption(m), m["id"]) for m in items], value=value),
             ui.overview: gr.Column(visible=bool(items))}
 
 
@@ -128,8 +130,8 @@ def overview_view(ui: ModelsUI, m: dict) -> dict:
 
 # ---- wiring ------------------------------------------------------------------------------------
 
-def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
-    list_outs = [ui.empty, ui.cards, ui.chosen, ui.overview, ui.message]
+def wire_models(ui: ModelsUI, nav: Nav) -> None:
+    list_outs = [ui.empty, ui.cards, ui.card_ids, ui.chosen, ui.overview, ui.message]
     view_outs = [ui.overview, ui.grid, ui.provenance, ui.new_name, ui.rename_btn, ui.public, ui.delete_btn,
                  ui.confirm, ui.message]
 
@@ -142,10 +144,6 @@ def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
         if not model_id:
             return {ui.overview: gr.Column(visible=False)}
         return overview_view(ui, models_core.get_model(model_id, user_of(request)))
-
-    def pick_card(evt: gr.SelectData, request: gr.Request):
-        items = models_core.list_models(user_of(request))
-        return gr.Dropdown(value=items[evt.index]["id"]) if 0 <= evt.index < len(items) else gr.Dropdown()
 
     @safe(ui.message, ERRORS)
     def rename_model(model_id, name, request: gr.Request):
@@ -180,15 +178,15 @@ def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
                 ui.message: ok_text("Deleted.")}
 
     @safe(ui.message, ERRORS)
-    def open_in_playground(model_id, request: gr.Request):
-        choices = model_choices(user_of(request))
-        return {nav.tabs: go_to(PLAYGROUND), playground.model: gr.Dropdown(choices=choices, value=f"model:{model_id}")}
+    def open_in_playground(model_id, request: gr.Request):  # the Playground opens it (nav.open_model)
+        m = models_core.get_model(model_id or "", user_of(request))
+        return {nav.tabs: go_to(PLAYGROUND), nav.open_model: open_again(model_key(m["id"])), ui.message: ""}
 
     quiet = dict(show_progress="hidden")
     gr.on([ui.tab.select, nav.demo.load], list_models, ui.chosen, list_outs, api_name="list_models", **quiet)
     ui.chosen.change(show_model, ui.chosen, view_outs, api_name="show_model", **quiet)
     ui.chosen.change(download_model, ui.chosen, [ui.download, ui.message], api_name="download_model", **quiet)
-    ui.cards.select(pick_card, None, ui.chosen, api_name=False)
+    ui.cards.select(picked, ui.card_ids, ui.chosen, api_name=False)
     ui.empty_btn.click(lambda: go_to(EXPERIMENTS), None, nav.tabs, api_name=False)
     ui.rename_btn.click(rename_model, [ui.chosen, ui.new_name], [*list_outs, ui.provenance, ui.download],
                         api_name="rename_model")
@@ -197,4 +195,4 @@ def wire_models(ui: ModelsUI, nav: Nav, playground) -> None:
     ui.delete_btn.click(ask_delete, ui.chosen, [ui.confirm, ui.confirm_md, ui.message], api_name="ask_delete_model")
     ui.confirm_yes.click(delete_model, ui.chosen, [*list_outs, ui.confirm], api_name="delete_model")
     ui.confirm_no.click(lambda: gr.Group(visible=False), None, ui.confirm, api_name=False)
-    ui.to_playground.click(open_in_playground, ui.chosen, [nav.tabs, playground.model, ui.message], api_name=False)
+    ui.to_playground.click(open_in_playground, ui.chosen, [nav.tabs, nav.open_model, ui.message], api_name=False)

@@ -1,6 +1,6 @@
 """New experiment tab: title, dataset (with a word on its size), pre-trained model cards, crop, one
 steps control with a live ETA read from the worker's measurements, advanced options folded away;
-Start opens the Experiments tab on the new experiment."""
+Start asks the Experiments tab to open the new experiment (``Nav.open_experiment``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,14 +13,15 @@ from core import datasets as ds_core
 from core import jobs as jobs_core
 from core.datasets.common import MIN_TO_TRAIN
 from core.datasets.ingest import size_advice
-from core.stylegan.train_config import MAX_STEPS
 from core.sample_data import suggested_run
+from core.stylegan.train_config import MAX_STEPS, TRANSFER_SMALL_DATA, TrainConfig
 
-from .experiments import list_outputs
-from .common import DATASETS, EXPERIMENTS, Nav, TypedSlider, duration, go_to, md_escape, ok_text, safe, served, user_of
+from .common import (CROP_CHOICES, DATASETS, EXPERIMENTS, Nav, TypedSlider, duration, go_to, md_escape, ok_text,
+                     open_item, picked, safe, served, user_of)
 
 USABLE = ("bundled", "downloaded", "imported")
 ETA_POLL_S = 3.0     # while the worker measures a combination, the ETA line asks again this often
+DEFAULTS = TrainConfig().replace(**TRANSFER_SMALL_DATA)   # what the form starts from
 PRECISION_CHOICES = [("Automatic (named in the log)", "auto"), ("fp32", "fp32"), ("bf16 (GPU or CPU)", "bf16"),
                      ("fp16 (GPU, as the original)", "fp16")]
 
@@ -38,6 +39,7 @@ class NewExperimentUI:
     warned: gr.State
     mosaic: gr.Image
     cards: gr.Gallery
+    card_names: gr.State
     checkpoint: gr.Dropdown
     checkpoint_md: gr.Markdown
     download_btn: gr.Button
@@ -74,32 +76,32 @@ def build_new_experiment() -> NewExperimentUI:
             dataset_count, warned = gr.State(None), gr.State(None)
             cards = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Pre-trained model: click a card (resolution · what it shows · state)",
                                columns=5, height=300, object_fit="contain", allow_preview=False)
+            card_names = gr.State([])   # the checkpoint names of the cards, in the order drawn
             with gr.Row(equal_height=False):
                 checkpoint = gr.Dropdown(label="Pre-trained model", choices=[], allow_custom_value=True, scale=2)
                 with gr.Column(scale=3):
                     checkpoint_md = gr.Markdown()
                     download_btn = gr.Button("Download", visible=False, size="sm")
-            crop = gr.Radio([("Center", "center"), ("Random", "random"), ("No crop (stretch)", "none")],
-                            value="center", label="Crop")
-            steps = TypedSlider(1, MAX_STEPS, value=3000, step=1, label="Training steps", elem_id="atelier-steps",
-                                info=f"Type a number or drag: 1 to {MAX_STEPS:,} (3,000 suits most datasets).")
+            crop = gr.Radio(CROP_CHOICES, value="center", label="Crop")
+            steps = TypedSlider(1, MAX_STEPS, value=DEFAULTS.steps, step=1, label="Training steps",
+                                elem_id="atelier-steps", info=f"Type a number or drag: 1 to {MAX_STEPS:,} ({DEFAULTS.steps:,} suits most datasets).")
             eta = gr.Markdown("ETA: choose a dataset and a model.", elem_id="atelier-eta", elem_classes=["atelier-msg"])
             eta_timer = gr.Timer(ETA_POLL_S, active=False)
             with gr.Accordion("Advanced options (defaults suit small datasets)", open=False):
                 with gr.Row():
-                    batch = gr.Number(value=0, precision=0, label="Batch (0 = automatic)")
+                    batch = gr.Number(value=DEFAULTS.batch, precision=0, label="Batch (0 = automatic)")
                     snapshot_every = gr.Number(value=0, precision=0,
                                                label="Snapshot every N steps (0 = automatic: every few minutes)")
-                    lr = gr.Number(value=0, label="Learning rate (0 = automatic)")
-                    precision = gr.Dropdown(PRECISION_CHOICES, value="auto", label="Precision")
-                    devices = gr.Number(value=1, precision=0, minimum=1, visible=False,  # shown with 2+ GPUs
+                    lr = gr.Number(value=DEFAULTS.lr_g, label="Learning rate (0 = automatic)")
+                    precision = gr.Dropdown(PRECISION_CHOICES, value=DEFAULTS.precision, label="Precision")
+                    devices = gr.Number(value=DEFAULTS.devices, precision=0, minimum=1, visible=False,  # with 2+ GPUs
                                         label="GPUs (the batch is split between them)")
                 with gr.Row():
-                    aug = gr.Radio([("ADA", "ada"), ("DiffAugment", "diffaugment"), ("Off", "none")], value="ada",
-                                   label="Augmentation")
-                    mirror = gr.Checkbox(value=True, label="Mirror images (x-flips)")
-                    freeze_d = gr.Number(value=0, precision=0, label="Freeze-D: frozen D layers")
-                    time_cap = gr.Number(value=0, label="Time cap in minutes (0 = none)")
+                    aug = gr.Radio([("ADA", "ada"), ("DiffAugment", "diffaugment"), ("Off", "none")],
+                                   value=DEFAULTS.aug, label="Augmentation")
+                    mirror = gr.Checkbox(value=DEFAULTS.mirror, label="Mirror images (x-flips)")
+                    freeze_d = gr.Number(value=DEFAULTS.freeze_d, precision=0, label="Freeze-D: frozen D layers")
+                    time_cap = gr.Number(value=DEFAULTS.time_budget_s / 60, label="Time cap in minutes (0 = none)")
             start = gr.Button("Start training", variant="primary", size="lg")
             message = gr.Markdown(elem_classes=["atelier-msg"])
     return NewExperimentUI(**{k: v for k, v in locals().items() if k in NewExperimentUI.__dataclass_fields__})
@@ -182,7 +184,7 @@ def too_small_text(count: int) -> str:
 
 # ---- wiring ------------------------------------------------------------------------------------
 
-def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
+def wire_new_experiment(ui: NewExperimentUI, nav: Nav) -> None:
     errors = (jobs_core.JobsError, ck_core.CheckpointsError, ds_core.DatasetError)
 
     @safe(ui.message, errors)
@@ -197,7 +199,8 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
         return {ui.empty: gr.Group(visible=not items), ui.form: gr.Column(visible=bool(items)),
                 ui.devices: gr.Number(visible=gpus > 1, maximum=gpus),
                 ui.dataset: gr.Dropdown(choices=[(d["name"], d["id"]) for d in items], value=ds_value),
-                ui.cards: cards_view(entries), ui.checkpoint: gr.Dropdown(choices=choices, value=chosen)}
+                ui.cards: cards_view(entries), ui.card_names: [e["name"] for e in entries],
+                ui.checkpoint: gr.Dropdown(choices=choices, value=chosen)}
 
     @safe(ui.message, errors)
     def show_dataset(dataset, warned, request: gr.Request):
@@ -226,10 +229,6 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
         return {ui.checkpoint_md: checkpoint_text(e), ui.download_btn: gr.Button(
             f"Download {e['title']} ({e['size_text']})", visible=e["state"] == "not downloaded")}
 
-    def pick_card(evt: gr.SelectData, request: gr.Request):
-        entries = ordered_checkpoints(user_of(request))
-        return gr.Dropdown(value=entries[evt.index]["name"]) if 0 <= evt.index < len(entries) else gr.Dropdown()
-
     @safe(ui.checkpoint_md, errors)
     def download_checkpoint(checkpoint, progress=gr.Progress()):  # the catalog cache is shared by all users
         ck_core.download_checkpoint(checkpoint, progress_fn=lambda done, total: progress(
@@ -252,10 +251,10 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
         options = options_of(batch, snapshot_every, aug, mirror, freeze_d, lr, time_cap, precision, devices)
         exp_id = jobs_core.submit_experiment(user_of(request), title=title, dataset=dataset or "",
                                              checkpoint=checkpoint or "", steps=steps, crop=crop, options=options)
-        listing = list_outputs(experiments, jobs_core.list_experiments(user_of(request)), exp_id)
-        return {**listing, ui.message: ok_text("Queued."), ui.warned: None, nav.tabs: go_to(EXPERIMENTS)}
+        return {ui.message: ok_text("Queued."), ui.warned: None, nav.open_experiment: open_item(exp_id),
+                nav.tabs: go_to(EXPERIMENTS)}
 
-    form_outputs = [ui.empty, ui.form, ui.dataset, ui.cards, ui.checkpoint, ui.devices, ui.message]
+    form_outputs = [ui.empty, ui.form, ui.dataset, ui.cards, ui.card_names, ui.checkpoint, ui.devices, ui.message]
     ui.tab.select(load_form, [ui.dataset, ui.checkpoint], form_outputs, api_name="new_experiment_form",
                   show_progress="hidden")
     ui.empty_btn.click(lambda: go_to(DATASETS), None, nav.tabs, api_name=False)
@@ -265,7 +264,7 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
                          api_name="describe_checkpoint", show_progress="hidden")
     gr.on([ui.dataset.change, ui.checkpoint.change], suggest_steps, [ui.dataset, ui.checkpoint],
           [ui.steps, ui.snapshot_every, ui.message], api_name="suggest_steps", show_progress="hidden")
-    ui.cards.select(pick_card, None, ui.checkpoint, api_name=False)
+    ui.cards.select(picked, ui.card_names, ui.checkpoint, api_name=False)
     ui.download_btn.click(download_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
                           api_name="download_checkpoint", concurrency_id="download")
     gr.on([ui.checkpoint.change, ui.steps.change, ui.dataset.change, ui.crop.change, ui.batch.blur, ui.batch.submit,
@@ -275,5 +274,4 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav, experiments) -> None:
     ui.start.click(start_experiment, [ui.title, ui.dataset, ui.checkpoint, ui.crop, ui.steps, ui.batch,
                                       ui.snapshot_every, ui.aug, ui.mirror, ui.freeze_d, ui.lr, ui.time_cap,
                                       ui.precision, ui.devices, ui.dataset_count, ui.warned],
-                   [ui.message, ui.warned, nav.tabs, experiments.empty, experiments.table, experiments.chosen],
-                   api_name="start_experiment")
+                   [ui.message, ui.warned, nav.open_experiment, nav.tabs], api_name="start_experiment")

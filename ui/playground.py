@@ -24,7 +24,6 @@ ERRORS = (pg_core.PlaygroundError,)
 GRID_SEEDS = 16
 MAX_SEED = 2**32 - 1
 SLOTS = view_core.SLOTS
-model_choices = pg_core.model_choices           # My Models opens a model here with these choices
 # Enter in a number box of this tab leaves the box: a slider then fires 'release', as when dragged.
 ENTER_JS = """() => { document.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && e.target.matches('#atelier-pg input[type=number]')) { e.target.blur(); }
@@ -57,6 +56,7 @@ class PlaygroundUI:
     grid_start: gr.Number
     grid_btn: gr.Button
     grid: gr.Gallery
+    grid_seeds: gr.State
     empty_btn: gr.Button
     photo: PhotoUI
     walks: WalksUI
@@ -127,6 +127,7 @@ def build_playground() -> PlaygroundUI:
                 grid_btn = gr.Button(f"Show {GRID_SEEDS} seeds", scale=1)
             grid = gr.Gallery(fit_columns=False, elem_classes=["atelier-pixel"], label="Click an image to take its seed",
                               columns=8, height=300, allow_preview=False, object_fit="contain")
+            grid_seeds = gr.State([])   # the seeds of the grid, in the order drawn
     return PlaygroundUI(**{k: v for k, v in locals().items() if k in PlaygroundUI.__dataclass_fields__})
 
 
@@ -141,11 +142,14 @@ def view_of(model, source, seed, vector_text, vector_file, psi, noise, mix_seed,
 def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
     @safe(ui.message, ERRORS)
     def list_models(current, request: gr.Request):
-        choices = model_choices(user_of(request))
+        choices = pg_core.model_choices(user_of(request))
         keys = [v for _, v in choices]
         value = current if current in keys else (keys[0] if keys else None)
         note = "" if keys else "⚠ No model available yet: train one, or add the bundled default model."
         return {ui.model: gr.Dropdown(choices=choices, value=value), ui.message: note}
+
+    def open_requested(asked, request: gr.Request):  # another tab asked for this model (nav.open_model)
+        return list_models(asked.get("key") if isinstance(asked, dict) else None, request)
 
     @safe(ui.message, ERRORS)
     def model_options(model, source, direction_set, request: gr.Request):
@@ -193,15 +197,18 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
 
     @safe(ui.message, ERRORS)
     def seed_grid(model, start, psi, noise, request: gr.Request):
-        found = view_core.seed_cells(user_of(request), model, start, GRID_SEEDS, float(psi), noise)
-        return {ui.grid: found, ui.message: ""}
+        cells, seeds = view_core.seed_cells(user_of(request), model, start, GRID_SEEDS, float(psi), noise)
+        return {ui.grid: cells, ui.grid_seeds: seeds, ui.message: ""}
 
-    def take_seed(start, evt: gr.SelectData):
-        return int(start or 0) + int(evt.index), "seed"
+    def take_seed(seeds, evt: gr.SelectData):  # the seed drawn in the cell clicked, never one read again
+        ok = isinstance(seeds, list) and isinstance(evt.index, int) and 0 <= evt.index < len(seeds)
+        return (seeds[evt.index], "seed") if ok else (gr.skip(), gr.skip())
 
     inputs = ui.view_inputs()
     gr.on([ui.tab.select, nav.demo.load], list_models, ui.model, [ui.model, ui.message],
           api_name="playground_models", show_progress="hidden")
+    nav.open_model.change(open_requested, nav.open_model, [ui.model, ui.message], api_name=False,
+                          show_progress="hidden")
     gr.on([ui.model.change, ui.source.focus], model_options, [ui.model, ui.source, ui.direction_set],
           [ui.source, ui.direction_set, ui.message], api_name="playground_options", show_progress="hidden")
     render = dict(trigger_mode="always_last", concurrency_id="render", concurrency_limit=2, show_progress="minimal")
@@ -224,8 +231,8 @@ def wire_playground(ui: PlaygroundUI, nav: Nav) -> None:
     ui.dice.click(lambda: (random.randint(0, MAX_SEED), "seed"), None, [ui.seed, ui.source], api_name=False)
     # the model's change also fills the grid: the first look at a model
     gr.on([ui.grid_btn.click, ui.grid_start.submit, ui.model.change], seed_grid, [ui.model, ui.grid_start, ui.psi, ui.noise],
-          [ui.grid, ui.message], api_name="seed_grid", concurrency_id="render")
-    ui.grid.select(take_seed, ui.grid_start, [ui.seed, ui.source], api_name=False)
+          [ui.grid, ui.grid_seeds, ui.message], api_name="seed_grid", concurrency_id="render")
+    ui.grid.select(take_seed, ui.grid_seeds, [ui.seed, ui.source], api_name=False)
     ui.empty_btn.click(lambda: go_to(MODELS), None, nav.tabs, api_name=False)
     nav.demo.load(None, None, None, js=ENTER_JS, api_name=False)
     wire_photo(ui.photo, ui, nav)

@@ -1,22 +1,20 @@
 """The cache on disk: where each file lives, what state each entry is in, listing, resolving, removing.
 
 Also validation through the engine (``load_checkpoint``, imported lazily), checksums and sidecars,
-the cross-process lock, and the training-time estimate hook. The layout is in the docstring of
-``core.checkpoints``.
+and the cross-process lock. The layout is in the docstring of ``core.checkpoints``.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import os
 import time
 from pathlib import Path
 
-from core.storage import DEFAULT_USER, atomic_write_json, data_root, read_json
+from core.storage import DEFAULT_USER, atomic_write_json, data_root, file_lock, read_json, user_root
 
-from .common import CHUNK, IMPORT_SUFFIXES, CheckpointsError, ImportRefused, NotDownloaded, _mb
-from .entries import _CATALOG, CatalogEntry, catalog, get_entry
+from .common import CHUNK, IMPORT_SUFFIXES, CheckpointsError, ImportRefused, NotDownloaded, mb_text
+from .entries import CatalogEntry, catalog, find_entry, get_entry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,22 +28,21 @@ def cache_dir() -> Path:
     return path
 
 
-def _imported_dir() -> Path:
-    path = cache_dir() / "imported"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _cached_path(entry: CatalogEntry) -> Path:
+def cached_path(entry: CatalogEntry) -> Path:
     return cache_dir() / entry.filename
 
 
-def _sidecar_path(name: str) -> Path:
+def sidecar_path(name: str) -> Path:
     return cache_dir() / f"{name}.json"
 
 
-def _part_path(name: str) -> Path:
+def part_path(name: str) -> Path:
     return cache_dir() / f"{name}.part"
+
+
+def cache_lock(name: str):
+    """One download (or index change) of ``name`` at a time across processes (the UI worker and a CLI)."""
+    return file_lock(cache_dir() / f".{name}.lock")
 
 
 def bundled_path(entry: CatalogEntry) -> Path | None:
@@ -56,16 +53,63 @@ def bundled_path(entry: CatalogEntry) -> Path | None:
     return path if path.is_file() else None
 
 
-def _thumb_path(key: str) -> Path:
-    return cache_dir() / "thumbnails" / f"{key}.png"
+# ---- imports: the index and unfinished imports here, each user's files in their own folder --------
+
+def imports_dir() -> Path:
+    """``checkpoints/imported``: the index of every user's imports, and imports not finished yet."""
+    path = cache_dir() / "imported"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def _thumb_key(name: str, user: str | None) -> str:
-    """Catalog entries by name; imports by their opaque id (two users may use the same name)."""
-    if name in _CATALOG:
-        return name
-    rec = _imported(user).get(name)
-    return f"imported-{rec['id']}" if rec else name
+def index_path() -> Path:
+    return imports_dir() / "index.json"
+
+
+def user_imports_dir(user: str | None) -> Path:
+    """``users/<user>/checkpoints``: the user's imported files (weights and sample grids), which
+    count against their storage quota as everything under their folder does."""
+    return user_root(user or DEFAULT_USER) / "checkpoints"
+
+
+def imported_records(user: str | None) -> dict:
+    """{name: record} of the user's imports (id, ext, source, sha256, ...), from the index."""
+    records = read_json(index_path(), {}).get(user or DEFAULT_USER, {})
+    for rec in records.values():
+        _move_from_shared_folder(user, rec)
+    return records
+
+
+def imported_file(user: str | None, rec: dict) -> Path:
+    return user_imports_dir(user) / f"{rec['id']}{rec['ext']}"
+
+
+def _move_from_shared_folder(user: str | None, rec: dict) -> None:
+    """Imports made before they lived in the user's folder sit in ``checkpoints/imported`` (weights)
+    and ``checkpoints/thumbnails/imported-<id>.png``: moved once, on the first read of the index."""
+    dest = imported_file(user, rec)
+    for old, new in ((imports_dir() / dest.name, dest),
+                     (cache_dir() / "thumbnails" / f"imported-{rec['id']}.png", dest.with_suffix(".png"))):
+        if old.is_file() and not new.exists():
+            new.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(old, new)
+            except FileNotFoundError:  # moved meanwhile by another reader
+                pass
+
+
+def imported_files(user: str | None) -> list[Path]:
+    """The files kept for the user's imports: weights and thumbnails."""
+    return [path for rec in imported_records(user).values()
+            for path in (imported_file(user, rec), imported_file(user, rec).with_suffix(".png"))]
+
+
+def thumbnail_path(name: str, user: str | None = None) -> Path:
+    """Where the sample grid of a catalog entry, or of the user's import ``name``, is kept."""
+    rec = None if find_entry(name) else imported_records(user).get(name)
+    if rec is not None:
+        return imported_file(user, rec).with_suffix(".png")
+    return cache_dir() / "thumbnails" / f"{name}.png"
 
 
 def thumbnail_for(entry: CatalogEntry | str, user: str | None = None) -> Path | None:
@@ -74,33 +118,15 @@ def thumbnail_for(entry: CatalogEntry | str, user: str | None = None) -> Path | 
     A bundled entry may also ship one beside its file (``default.png``).
     """
     name = entry.name if isinstance(entry, CatalogEntry) else entry
-    path = _thumb_path(_thumb_key(name, user))
+    path = thumbnail_path(name, user)
     if path.is_file():
         return path
-    entry = _CATALOG.get(name)
+    entry = find_entry(name)
     if entry is not None and entry.bundled_path:
         shipped = (REPO_ROOT / entry.bundled_path).with_suffix(".png")
         if shipped.is_file():
             return shipped
     return None
-
-
-def _index_path() -> Path:
-    return _imported_dir() / "index.json"
-
-
-def _imported(user: str | None) -> dict:
-    return read_json(_index_path(), {}).get(user or DEFAULT_USER, {})
-
-
-def _imported_file(rec: dict) -> Path:
-    return _imported_dir() / f"{rec['id']}{rec['ext']}"
-
-
-def imported_files(user: str | None) -> list[Path]:
-    """The files kept for the user's imports (weights and thumbnails): what counts against their quota."""
-    return [path for rec in _imported(user).values()
-            for path in (_imported_file(rec), _thumb_path(f"imported-{rec['id']}"))]
 
 
 def _entry_dict(entry: CatalogEntry) -> dict:
@@ -110,10 +136,10 @@ def _entry_dict(entry: CatalogEntry) -> dict:
         path = bundled_path(entry)
         d["state"] = "bundled" if path else "missing"
     else:
-        path = _cached_path(entry)
+        path = cached_path(entry)
         path = path if path.is_file() else None
         d["state"] = "downloaded" if path else "not downloaded"
-        part = _part_path(entry.name)
+        part = part_path(entry.name)
         d["partial_bytes"] = part.stat().st_size if part.is_file() else 0
     d["path"] = str(path) if path else None
     d["local_bytes"] = path.stat().st_size if path else None
@@ -130,12 +156,12 @@ def list_checkpoints(user: str | None = None) -> list[dict]:
     "imported" | "missing"), path (str or None), local_bytes, thumbnail (str or None).
     """
     out = [_entry_dict(e) for e in catalog()]
-    for name, rec in sorted(_imported(user).items()):
-        path = _imported_file(rec)
+    for name, rec in sorted(imported_records(user).items()):
+        path = imported_file(user, rec)
         thumb = thumbnail_for(name, user)
         out.append({
             "name": name, "title": name, "depicts": rec.get("source", ""), "resolution": rec.get("resolution"),
-            "url": rec.get("url"), "size_mb": round(rec.get("bytes", 0) / 1e6), "size_text": _mb(rec.get("bytes", 0)),
+            "url": rec.get("url"), "size_mb": round(rec.get("bytes", 0) / 1e6), "size_text": mb_text(rec.get("bytes", 0)),
             "licence": "as given by its source", "format": rec.get("format", ""), "note": "", "kind": "imported",
             "state": "imported" if path.is_file() else "missing", "path": str(path) if path.is_file() else None,
             "local_bytes": path.stat().st_size if path.is_file() else None, "sha256": rec.get("sha256"),
@@ -151,25 +177,25 @@ def resolve_checkpoint(name_or_path: str | os.PathLike, user: str | None = None,
     for anything else unknown. The UI passes ``allow_paths=False``: users name, never point.
     """
     text = os.fspath(name_or_path)
-    if text in _CATALOG:
-        entry = _CATALOG[text]
+    entry = find_entry(text)
+    if entry is not None:
         if entry.bundled_path:
             path = bundled_path(entry)
             if path is None:
                 raise CheckpointsError(f"The bundled checkpoint {text!r} is missing from this installation "
                                        f"({entry.bundled_path})")
             return path
-        path = _cached_path(entry)
+        path = cached_path(entry)
         if not path.is_file():
             raise NotDownloaded(f"{text} is not downloaded yet: run `python -m core.cli checkpoints download {text}`")
-        meta = read_json(_sidecar_path(text), {})
+        meta = read_json(sidecar_path(text), {})
         if meta.get("bytes") not in (None, path.stat().st_size):
             raise CheckpointsError(f"{text} in the cache has the wrong size (damaged?): run "
                                    f"`python -m core.cli checkpoints remove {text}` and download it again")
         return path
-    rec = _imported(user).get(text)
+    rec = imported_records(user).get(text)
     if rec is not None:
-        path = _imported_file(rec)
+        path = imported_file(user, rec)
         if not path.is_file():
             raise CheckpointsError(f"The imported checkpoint {text!r} has lost its file: remove it and import it again")
         return path
@@ -183,7 +209,7 @@ def resolve_checkpoint(name_or_path: str | os.PathLike, user: str | None = None,
 # ----------------------------------------------------------------------------------------------
 # Validation (through the engine) and checksums
 
-def _validate(path: Path):
+def load_validated(path: Path):
     """Open ``path`` with ``load_checkpoint`` and return the loaded checkpoint; raise on refusal.
 
     Any exception means the file is not a usable checkpoint; the message goes to the user.
@@ -207,21 +233,21 @@ def sha256_file(path: Path) -> str:
 def verify_checkpoint(name: str) -> bool:
     """Recompute the sha256 of a downloaded entry and compare it with the sidecar (and catalog)."""
     entry = get_entry(name)
-    path = _cached_path(entry)
+    path = cached_path(entry)
     if not path.is_file():
         raise NotDownloaded(f"{name} is not downloaded yet: run `python -m core.cli checkpoints download {name}`")
-    meta = read_json(_sidecar_path(name), {})
+    meta = read_json(sidecar_path(name), {})
     digest = sha256_file(path)
     expected = entry.sha256 or meta.get("sha256")
     if expected is None:  # a complete file without a record (e.g. sidecar lost): record it now
-        _write_sidecar(entry, path, digest)
+        write_sidecar(entry, path, digest)
         return True
     return digest == expected
 
 
-def _write_sidecar(entry: CatalogEntry, path: Path, digest: str, source_format: str | None = None,
+def write_sidecar(entry: CatalogEntry, path: Path, digest: str, source_format: str | None = None,
                    resolution: int | None = None) -> None:
-    atomic_write_json(_sidecar_path(entry.name), {
+    atomic_write_json(sidecar_path(entry.name), {
         "name": entry.name, "url": entry.url, "bytes": path.stat().st_size, "sha256": digest,
         "downloaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source_format": source_format, "resolution": resolution,
@@ -229,24 +255,7 @@ def _write_sidecar(entry: CatalogEntry, path: Path, digest: str, source_format: 
 
 
 # ----------------------------------------------------------------------------------------------
-# Locking and removal
-
-@contextlib.contextmanager
-def _lock(name: str):
-    """One download of a name at a time across processes (the UI worker and a CLI, say)."""
-    path = cache_dir() / f".{name}.lock"
-    with open(path, "a+") as f:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no cross-process lock
-            yield
-            return
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
+# Removal
 
 def remove_checkpoint(name: str, user: str | None = None) -> list[Path]:
     """Delete a downloaded entry (file, sidecar, partial download, thumbnail) or an imported name.
@@ -254,52 +263,24 @@ def remove_checkpoint(name: str, user: str | None = None) -> list[Path]:
     Returns the paths removed. The bundled default cannot be removed.
     """
     removed: list[Path] = []
-    if name in _CATALOG:
-        entry = _CATALOG[name]
+    entry = find_entry(name)
+    if entry is not None:
         if entry.bundled_path:
             raise CheckpointsError(f"{name} is bundled with Atelier and cannot be removed")
-        paths = [_cached_path(entry), _sidecar_path(name), _part_path(name), _thumb_path(name)]
+        paths = [cached_path(entry), sidecar_path(name), part_path(name), thumbnail_path(name)]
     else:
-        with _lock("imported-index"):
-            index = read_json(_index_path(), {})
+        imported_records(user)  # files of an older layout moved first
+        with cache_lock("imported-index"):
+            index = read_json(index_path(), {})
             rec = index.get(user or DEFAULT_USER, {}).pop(name, None)
             if rec is None:
                 raise CheckpointsError(f"Unknown checkpoint {name!r}: see `python -m core.cli checkpoints list`")
-            atomic_write_json(_index_path(), index)
-        paths = [_imported_file(rec), _thumb_path(f"imported-{rec['id']}")]
+            atomic_write_json(index_path(), index)
+        paths = [imported_file(user, rec), imported_file(user, rec).with_suffix(".png")]
     for path in paths:
         if path.is_file():
             path.unlink()
             removed.append(path)
-    if name in _CATALOG and not removed:
+    if entry is not None and not removed:
         raise CheckpointsError(f"{name} is not downloaded: nothing to remove")
     return removed
-
-
-# ----------------------------------------------------------------------------------------------
-# Training-time estimate (a thin hook; the measurement lives in core.jobs)
-
-def estimate_training_seconds(name: str, steps: int, device: str | None = None, *, batch: int | None = None,
-                              user: str | None = None) -> float | None:
-    """Seconds to train ``steps`` steps from checkpoint ``name``, or None when no estimate exists.
-
-    Delegates to ``core.jobs.estimate_seconds_per_step(resolution, arch_kwargs, batch, device)``
-    when that function exists; this module measures nothing itself.
-    """
-    try:
-        from core import jobs
-    except ImportError:
-        return None
-    fn = getattr(jobs, "estimate_seconds_per_step", None)
-    if fn is None:
-        return None
-    if name in _CATALOG:
-        entry = _CATALOG[name]
-        resolution, arch = entry.resolution, dict(entry.arch)
-    else:
-        rec = _imported(user).get(name)
-        if rec is None or not rec.get("resolution"):
-            return None
-        resolution, arch = int(rec["resolution"]), {}
-    per_step = fn(resolution, arch, batch, device)
-    return None if per_step is None else float(per_step) * int(steps)

@@ -27,5 +27,6 @@ class ImportRefused(CheckpointsError):
     """An imported file was refused; nothing of it is kept."""
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"
+def mb_text(n: int | None) -> str:
+    """``12.3 MB``: sizes of checkpoint files, in megabytes (``-`` when unknown)."""
+    return "-" if n is None else f"{n / 1e6:,.1f} MB"

@@ -11,11 +11,11 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from .cache import (_cached_path, _lock, _part_path, _sidecar_path, _validate, _write_sidecar, resolve_checkpoint,
-                    sha256_file, verify_checkpoint)
-from .common import CHUNK, DEFAULT_TIMEOUT, DownloadError, ImportRefused, ProgressFn, _mb
+from .cache import (cache_lock, cached_path, load_validated, part_path, resolve_checkpoint, sha256_file, sidecar_path,
+                    verify_checkpoint, write_sidecar)
+from .common import CHUNK, DEFAULT_TIMEOUT, DownloadError, ImportRefused, ProgressFn, mb_text
 from .entries import get_entry
-from .thumbnails import _try_thumbnail
+from .thumbnails import try_thumbnail
 
 
 # ----------------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def fetch_to_part(url: str, part: Path, progress_fn: ProgressFn | None = None,
             part.unlink(missing_ok=True)
             return fetch_to_part(url, part, progress_fn, timeout, max_bytes, size_check)
         if max_bytes is not None and total is not None and total > max_bytes:
-            raise DownloadError(f"{url} is {_mb(total)}, more than the {_mb(max_bytes)} allowed")
+            raise DownloadError(f"{url} is {mb_text(total)}, more than the {mb_text(max_bytes)} allowed")
         if size_check is not None and total is not None:
             size_check(total)
         done = offset
@@ -94,20 +94,20 @@ def fetch_to_part(url: str, part: Path, progress_fn: ProgressFn | None = None,
                 try:
                     block = resp.read(CHUNK)
                 except (OSError, ValueError, http.client.HTTPException) as e:
-                    raise DownloadError(f"Download of {url} was interrupted at {_mb(done)} ({e or type(e).__name__}); "
+                    raise DownloadError(f"Download of {url} was interrupted at {mb_text(done)} ({e or type(e).__name__}); "
                                         "run the same command again to resume") from None
                 if not block:
                     break
                 f.write(block)
                 done += len(block)
                 if max_bytes is not None and done > max_bytes:
-                    raise DownloadError(f"{url} is larger than the {_mb(max_bytes)} allowed")
+                    raise DownloadError(f"{url} is larger than the {mb_text(max_bytes)} allowed")
                 if size_check is not None:
                     size_check(done)
                 if progress_fn:
                     progress_fn(done, total)
     if total is not None and done != total:
-        raise DownloadError(f"Download of {url} was interrupted at {_mb(done)} of {_mb(total)}; "
+        raise DownloadError(f"Download of {url} was interrupted at {mb_text(done)} of {mb_text(total)}; "
                             "run the same command again to resume")
     return done
 
@@ -143,13 +143,13 @@ def download_checkpoint(name: str, progress_fn: ProgressFn | None = None, timeou
     entry = get_entry(name)
     if entry.bundled_path:
         return resolve_checkpoint(name)
-    dest, part = _cached_path(entry), _part_path(name)
-    with _lock(name):
+    dest, part = cached_path(entry), part_path(name)
+    with cache_lock(name):
         if dest.is_file():
             if verify_checkpoint(name):
                 return dest
             dest.unlink()
-            _sidecar_path(name).unlink(missing_ok=True)
+            sidecar_path(name).unlink(missing_ok=True)
             raise DownloadError(f"{name} in the cache did not match its recorded sha256 (damaged on disk?); "
                                 "it was removed: download it again")
         fetch_resuming(entry.url, part, progress_fn, timeout, retries=retries)
@@ -159,13 +159,13 @@ def download_checkpoint(name: str, progress_fn: ProgressFn | None = None, timeou
             raise DownloadError(f"{name}: the downloaded file is corrupted (sha256 {digest[:12]}... is not the "
                                 f"expected {entry.sha256[:12]}...); it was removed: download it again")
         try:
-            ckpt = _validate(part)
+            ckpt = load_validated(part)
         except ImportRefused as e:
             part.unlink(missing_ok=True)
             raise DownloadError(f"{name}: the downloaded file is not a usable checkpoint ({e}); "
                                 "it was removed: download it again") from None
-        _write_sidecar(entry, part, digest, getattr(ckpt, "source_format", None), getattr(ckpt, "resolution", None))
+        write_sidecar(entry, part, digest, getattr(ckpt, "source_format", None), getattr(ckpt, "resolution", None))
         os.replace(part, dest)
     if thumbnail:
-        _try_thumbnail(name, ckpt)
+        try_thumbnail(name, ckpt)
     return dest

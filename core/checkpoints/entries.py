@@ -1,6 +1,6 @@
 """The catalog: the bundled default and the official StyleGAN2 checkpoints, and the rule for names.
 
-Entries are data (name, title, URL, licence, size, architecture for the ETA hook); nothing here
+Entries are data (name, title, URL, licence, size, architecture for the ETA); nothing here
 touches the disk or the network. :func:`register_catalog_entry` adds one at run time (tests
 against a local server, a site's own mirror).
 """
@@ -38,7 +38,7 @@ class CatalogEntry:
     sha256: str | None = None      # a known digest; None: recorded on first download
     bundled_path: str | None = None  # repo-relative file shipped with Atelier
     note: str = ""
-    arch: dict = field(default_factory=dict)  # what the ETA hook needs (channel_base, mapping layers)
+    arch: dict = field(default_factory=dict)  # what the ETA needs (channel_base, mapping layers)
 
     @property
     def filename(self) -> str:
@@ -70,7 +70,7 @@ def _tf(name, title, depicts, res, size_mb, note=""):
 
 # Sizes: ffhq-1024 is known; the others are estimated from parameter counts (G + G_ema + D in
 # float32, calibrated on ffhq-1024) and shown as "about".
-_ENTRIES = [
+BUILT_IN = (
     CatalogEntry(DEFAULT_NAME, "Emoji faces (bundled)",
                  "Emoji faces and heads in the Twemoji and Noto designs, trained by Atelier on its sample "
                  "dataset; works offline, small and quick to fine-tune on CPU.", 64, None, None, licence=NATIVE_LICENCE,
@@ -98,13 +98,18 @@ _ENTRIES = [
     _tf("cat-256", "Cats (LSUN)", "Photographs of cats, often indoors.", 256, 361),
     _tf("church-256", "Churches (LSUN)", "Photographs of church buildings outdoors.", 256, 361),
     _tf("horse-256", "Horses (LSUN)", "Photographs of horses, often with riders.", 256, 361),
-]
-_CATALOG: dict[str, CatalogEntry] = {e.name: e for e in _ENTRIES}
+)
+_CATALOG: dict[str, CatalogEntry] = {e.name: e for e in BUILT_IN}
 
 
 def catalog() -> list[CatalogEntry]:
     """Every catalog entry: the bundled default first, then the official checkpoints."""
     return list(_CATALOG.values())
+
+
+def find_entry(name) -> CatalogEntry | None:
+    """The catalog entry called ``name``, or None when it is not one (an imported name, say)."""
+    return _CATALOG.get(name) if isinstance(name, str) else None
 
 
 def get_entry(name: str) -> CatalogEntry:
@@ -116,7 +121,7 @@ def get_entry(name: str) -> CatalogEntry:
 
 def register_catalog_entry(entry: CatalogEntry) -> CatalogEntry:
     """Add (or replace) a catalog entry: for tests against a local server, or a site's own mirror."""
-    _check_name(entry.name)
+    check_name(entry.name)
     _CATALOG[entry.name] = entry
     return entry
 
@@ -125,7 +130,8 @@ def unregister_catalog_entry(name: str) -> None:
     _CATALOG.pop(name, None)
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """``name`` when it can name a checkpoint (1-64 plain characters, never path-like); else CheckpointsError."""
     if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
         raise CheckpointsError(
             f"Invalid checkpoint name {str(name)[:40]!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")

@@ -13,12 +13,12 @@ from pathlib import Path
 from core import quota
 from core.storage import DEFAULT_USER, atomic_write_json, read_json
 
-from .cache import _imported, _imported_dir, _index_path, _lock, _validate, sha256_file
+from .cache import cache_lock, imported_records, imports_dir, index_path, load_validated, sha256_file, user_imports_dir
 from .common import (DEFAULT_TIMEOUT, IMPORT_SUFFIXES, MAX_IMPORT_BYTES, CheckpointsError, DownloadError, ImportRefused,
-                     ProgressFn, _mb)
+                     ProgressFn, mb_text)
 from .download import fetch_resuming
-from .entries import _CATALOG, _check_name
-from .thumbnails import _try_thumbnail
+from .entries import check_name, find_entry
+from .thumbnails import try_thumbnail
 
 
 def _default_import_name(source: str, taken) -> str:
@@ -27,7 +27,7 @@ def _default_import_name(source: str, taken) -> str:
     if not base[0].isalnum():
         base = "m" + base
     name, n = base, 2
-    while name in _CATALOG or name in taken:
+    while find_entry(name) or name in taken:
         name, n = f"{base}-{n}", n + 1
     return name
 
@@ -36,7 +36,7 @@ def partial_download(user: str, url: str) -> Path:
     """Where a download of ``url`` for ``user`` is kept while incomplete: the same place on every try,
     so a cut-off download resumes (a Range request) instead of starting over."""
     digest = hashlib.sha256(f"{user}\0{url}".encode()).hexdigest()[:24]
-    return _imported_dir() / f"partial-{digest}.part"
+    return imports_dir() / f"partial-{digest}.part"
 
 
 def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, user: str | None = None,
@@ -64,12 +64,12 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
         if not src.is_file():
             raise ImportRefused(f"No such file: {source}")
         if src.stat().st_size > MAX_IMPORT_BYTES:
-            raise ImportRefused(f"{src.name} is {_mb(src.stat().st_size)}, more than the {_mb(MAX_IMPORT_BYTES)} allowed")
-    taken = _imported(user)
+            raise ImportRefused(f"{src.name} is {mb_text(src.stat().st_size)}, more than the {mb_text(MAX_IMPORT_BYTES)} allowed")
+    taken = imported_records(user)
     if name is None:
         name = _default_import_name(source, taken)
-    _check_name(name)
-    if name in _CATALOG:
+    check_name(name)
+    if find_entry(name):
         raise CheckpointsError(f"{name!r} is the name of a catalog entry: choose another name")
     if name in taken:
         raise CheckpointsError(f"You already have a checkpoint named {name!r}: remove it or choose another name")
@@ -80,8 +80,8 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
     except quota.QuotaError as e:
         raise ImportRefused(str(e)) from None
     cid = secrets.token_hex(8)
-    dest = _imported_dir() / f"{cid}{suffix}"
-    tmp = partial_download(user, source) if is_url else _imported_dir() / f"{cid}.part"
+    dest = user_imports_dir(user) / f"{cid}{suffix}"
+    tmp = partial_download(user, source) if is_url else imports_dir() / f"{cid}.part"
     try:
         if is_url:
             fetch_resuming(source, tmp, progress_fn, timeout, retries=retries, max_bytes=MAX_IMPORT_BYTES,
@@ -89,11 +89,12 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
         else:
             shutil.copyfile(src, tmp)
         try:
-            ckpt = _validate(tmp)
+            ckpt = load_validated(tmp)
         except ImportRefused as e:
             shown = source if is_url else Path(source).name
             raise ImportRefused(f"{shown} is not a usable StyleGAN2 checkpoint ({e}); nothing was kept") from None
         digest = sha256_file(tmp)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dest)
     except quota.QuotaExceeded as e:
         tmp.unlink(missing_ok=True)
@@ -109,13 +110,13 @@ def import_checkpoint(path_or_url: str | os.PathLike, name: str | None = None, u
            "url": source if is_url else None, "bytes": dest.stat().st_size, "sha256": digest,
            "format": getattr(ckpt, "source_format", None), "resolution": getattr(ckpt, "resolution", None),
            "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    with _lock("imported-index"):
-        index = read_json(_index_path(), {})
+    with cache_lock("imported-index"):
+        index = read_json(index_path(), {})
         if name in index.get(user, {}):
             dest.unlink(missing_ok=True)
             raise CheckpointsError(f"You already have a checkpoint named {name!r}: remove it or choose another name")
         index.setdefault(user, {})[name] = rec
-        atomic_write_json(_index_path(), index)
+        atomic_write_json(index_path(), index)
     if thumbnail:
-        _try_thumbnail(name, ckpt, user)
+        try_thumbnail(name, ckpt, user)
     return {**rec, "name": name, "path": str(dest)}

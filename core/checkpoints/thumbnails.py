@@ -5,7 +5,7 @@ from pathlib import Path
 
 from core.storage import atomic_path
 
-from .cache import _thumb_key, _thumb_path, resolve_checkpoint
+from .cache import resolve_checkpoint, thumbnail_path
 
 THUMB_SEEDS = (0, 1, 2, 3)
 THUMB_PSI = 0.7      # a little truncation: the card shows typical samples
@@ -46,13 +46,13 @@ def make_thumbnail(name: str, user: str | None = None, device: str = "cpu", ckpt
         from core.stylegan import load_checkpoint  # lazy: torch
         ckpt = load_checkpoint(resolve_checkpoint(name, user, allow_paths=False), device=device)
     grid = _render_grid(ckpt, device)
-    dest = _thumb_path(_thumb_key(name, user))
+    dest = thumbnail_path(name, user)
     with atomic_path(dest) as tmp:
         grid.save(tmp, format="PNG")
     return dest
 
 
-def _try_thumbnail(name: str, ckpt, user: str | None = None) -> None:
+def try_thumbnail(name: str, ckpt, user: str | None = None) -> None:
     """Best effort after a download or import: a failed render leaves the card without a sample."""
     try:
         make_thumbnail(name, user, ckpt=ckpt)

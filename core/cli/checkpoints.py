@@ -62,20 +62,17 @@ def _bar(desc: str):
 @_errors
 def _list(args) -> int:
     from core.checkpoints import list_checkpoints
+    from core.checkpoints.common import mb_text
     rows = list_checkpoints(args.user)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'NAME':<16} {'RES':>5}  {'STATE':<15} {'SIZE':<14} DEPICTS")
     for r in rows:
-        size = r["size_text"] if r["state"] in ("not downloaded", "missing") else _mb(r["local_bytes"])
+        size = r["size_text"] if r["state"] in ("not downloaded", "missing") else mb_text(r["local_bytes"])
         res = r["resolution"] or "?"
         print(f"{r['name']:<16} {res:>5}  {r['state']:<15} {size:<14} {r['title']}")
     return 0
-
-
-def _mb(n) -> str:
-    return "-" if n is None else f"{n / 1e6:,.1f} MB"
 
 
 @_errors

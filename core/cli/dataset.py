@@ -8,6 +8,7 @@ from core.cli import UserError
 
 
 def register(subparsers) -> None:
+    from ..datasets.common import CROP_MODES
     p = subparsers.add_parser("dataset", help="import, list, show, pack and delete datasets",
                               description="Import images (folders, zips, videos) as datasets and manage them.")
     sub = p.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
@@ -15,7 +16,7 @@ def register(subparsers) -> None:
     imp = sub.add_parser("import", help="import folders, zips, videos or images as one dataset")
     imp.add_argument("sources", nargs="+", metavar="SRC", help="folder, .zip, video or image (several are merged)")
     imp.add_argument("--name", required=True, help="dataset name (shown in the app)")
-    imp.add_argument("--crop", default="center", help="center | random | none | pad (default: center)")
+    imp.add_argument("--crop", default="center", help=f"{' | '.join(CROP_MODES)} (default: center)")
     imp.add_argument("--resolution", type=int, default=None, help="also pack at this size: 32, 64, ... 1024")
     imp.add_argument("--min-size", type=int, default=None, help="smallest short side in px (default: 64)")
     imp.add_argument("--background", default="255,255,255", help="R,G,B behind transparent pixels (default: white)")

@@ -40,8 +40,15 @@ def run_show(args) -> int:
 
 def run_save(args) -> int:
     from .. import models
-    source = {"experiment": args.experiment, "dataset": args.dataset, "base_model": args.base_model}
-    source = {k: v for k, v in source.items() if v is not None}
+    flags = {"experiment": args.experiment, "dataset": args.dataset, "base_model": args.base_model}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    source = None
+    if flags:  # the flags correct what the snapshot says of itself
+        from ..stylegan import CheckpointError, read_native_metadata
+        try:
+            source = dict(models.snapshot_provenance(read_native_metadata(Path(args.snapshot))), **flags)
+        except (CheckpointError, OSError):
+            source = flags  # save_model says what is wrong with the file
     model_id = _call(models.save_model, args.user, weights_path=Path(args.snapshot), name=args.name, source=source)
     print(model_id)
     return 0
@@ -100,9 +107,9 @@ def register(sub) -> None:
     q = add("save", run_save, "save a snapshot (step-N.safetensors) to My Models", with_id=False)
     q.add_argument("snapshot", help="a snapshot's .safetensors file")
     q.add_argument("--name", required=True)
-    q.add_argument("--experiment")
-    q.add_argument("--dataset")
-    q.add_argument("--base-model")
+    q.add_argument("--experiment", help="instead of what the snapshot says (the trainer writes its provenance in)")
+    q.add_argument("--dataset", help="instead of what the snapshot says")
+    q.add_argument("--base-model", help="instead of what the snapshot says")
     add("rename", run_rename, "give a model a new name").add_argument("name")
     add("delete", run_delete, "delete a model and free its files").add_argument(
         "--yes", action="store_true", help="do not ask for confirmation")

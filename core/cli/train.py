@@ -4,37 +4,38 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..stylegan.train_config import PRECISIONS
+from ..stylegan.train_config import AUG_MODES, MAX_STEPS, PRECISIONS, TrainConfig
 from . import UserError
 from ..storage import DEFAULT_USER
 
-CROPS = ("center", "random", "none", "pad")
-
 
 def add_train_options(p) -> None:
-    """The options shared by ``train`` and ``jobs submit``."""
+    """The options shared by ``train`` and ``jobs submit``; their defaults are TrainConfig's."""
+    from ..datasets.common import CROP_MODES
     p.add_argument("--dataset", required=True, help="a dataset name, or a folder of images (imported on the fly)")
     p.add_argument("--checkpoint", default="default", help="'default', a catalog name, an imported name or a file")
-    p.add_argument("--steps", type=int, default=3000, help="training steps (default 3,000; at most 25,000)")
-    p.add_argument("--snapshot-every", type=int, default=250, help="steps between snapshots")
-    p.add_argument("--batch", type=int, default=0, help="batch size (default: automatic)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--devices", type=int, default=1,
+    d = TrainConfig()
+    p.add_argument("--steps", type=int, default=d.steps, help=f"training steps (default {d.steps:,}; at most {MAX_STEPS:,})")
+    p.add_argument("--snapshot-every", type=int, default=d.snapshot_every, help="steps between snapshots")
+    p.add_argument("--batch", type=int, default=d.batch, help="batch size (default: automatic)")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--devices", type=int, default=d.devices,
                    help="processes that train together through torchrun: GPUs of this machine, or CPU "
                         "processes with --device cpu (default 1; see docs/scaling.md)")
-    p.add_argument("--crop", choices=CROPS, default="center")
-    p.add_argument("--freeze-d", type=int, default=0, help="freeze the first N discriminator layers")
-    p.add_argument("--aug", choices=("ada", "diffaugment", "none"), default="ada")
-    p.add_argument("--mirror", action="store_true", help="random x-flips of the training images")
-    p.add_argument("--lr", type=float, default=0.0, help="learning rate of G and D (default: automatic)")
-    p.add_argument("--r1-gamma", type=float, default=-1.0, help="R1 weight (default: automatic)")
-    p.add_argument("--pl-weight", type=float, default=0.0, help="path length regularisation weight (default 0: off)")
-    p.add_argument("--time-budget", type=float, default=0.0, help="stop cleanly after this many minutes")
+    p.add_argument("--crop", choices=CROP_MODES, default="center")
+    p.add_argument("--freeze-d", type=int, default=d.freeze_d, help="freeze the first N discriminator layers")
+    p.add_argument("--aug", choices=AUG_MODES, default=d.aug)
+    p.add_argument("--mirror", action="store_true", default=d.mirror, help="random x-flips of the training images")
+    p.add_argument("--lr", type=float, default=d.lr_g, help="learning rate of G and D (default: automatic)")
+    p.add_argument("--r1-gamma", type=float, default=d.r1_gamma, help="R1 weight (default: automatic)")
+    p.add_argument("--pl-weight", type=float, default=d.pl_weight,
+                   help="path length regularisation weight (default 0: off)")
+    p.add_argument("--time-budget", type=float, default=d.time_budget_s / 60, help="stop cleanly after this many minutes")
     p.add_argument("--metrics", default="",
                    help="comma-separated metrics at snapshots: swd, memorisation, fid, kid (fid/kid need --inception)")
     p.add_argument("--inception", default="", help="a TorchScript Inception weights file you supply, for fid/kid")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="fp32, fp16 (the original's mixed precision, CUDA only), bf16 (CUDA and CPU), "
                         "or auto: chosen for the device and named in the run's log")
     p.add_argument("--compile", action="store_true", help="torch.compile the discriminator (falls back with a "

@@ -73,7 +73,7 @@ def _model_path(value: str, user: str) -> Path:
 
 
 def run_interpolate(args) -> int:
-    from ..video import interpolation_video
+    from ..playground import interpolation_video
     from .generate import parse_seeds
     seeds = parse_seeds(args.seeds)
     path = _model_path(args.checkpoint, args.user)

@@ -12,7 +12,7 @@ mosaic), ``uploads`` (uploaded files staged as sources).
 """
 from .common import (CROP_MODES, MAX_IMAGES, MAX_PIXELS, MAX_TOTAL_BYTES, MIN_SIZE, RESOLUTIONS,
                      DatasetError, DatasetExists, DatasetNotFound, ImportReport, inflated_count,
-                     validate_name)
+                     validate_crop, validate_name)
 from .catalog import dataset_images, delete_dataset, get_dataset, get_report, list_datasets, open_packed, pack_dataset
 from .ingest import import_dataset, import_folder_of_images_for_training
 from .packed import PackedDataset, sample_batch
@@ -25,5 +25,5 @@ __all__ = [
     "DatasetError", "DatasetExists", "DatasetNotFound", "DecodingStopped", "ImportReport", "PackedDataset",
     "crop_previews", "dataset_images", "delete_dataset", "get_dataset", "get_report", "import_dataset",
     "import_folder_of_images_for_training", "inflated_count", "list_datasets", "open_packed",
-    "pack_dataset", "sample_batch", "stage_uploads", "validate_name",
+    "pack_dataset", "sample_batch", "stage_uploads", "validate_crop", "validate_name",
 ]

@@ -15,13 +15,12 @@ that all its threads share.
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
 import threading
 import time
 from contextlib import contextmanager
 
-from core.storage import data_root
+from core.storage import data_root, file_lock
 
 from .common import DatasetError
 
@@ -202,7 +201,7 @@ def trim_heap() -> None:
 def import_slot(wait_fn=None):
     """Hold one of ``imports_at_once()`` slots of this data root for a ``with`` block.
 
-    Slots are lock files (``<root>/.import-slot-<k>.lock``) held with ``flock``, so imports in
+    Slots are lock files (``<root>/.import-slot-<k>.lock``) held with ``storage.file_lock``, so imports in
     threads of one process and in other processes (the app, the CLI) share them, and a killed
     process frees its slot. When all are taken, ``wait_fn(message)`` is called once and the
     import waits its turn.
@@ -212,18 +211,10 @@ def import_slot(wait_fn=None):
     told = False
     while True:
         for k in range(n):
-            f = open(root / f".import-slot-{k}.lock", "a+")
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.close()
-                continue
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-                f.close()
-            return
+            with file_lock(root / f".import-slot-{k}.lock", wait=False) as held:
+                if held:
+                    yield
+                    return
         if not told and wait_fn is not None:
             wait_fn(f"Waiting for another import to finish (at most {n} run at once)…")
             told = True

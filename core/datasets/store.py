@@ -7,16 +7,14 @@ old dataset (or none) whole, never a half one.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import secrets
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-from core.storage import DEFAULT_USER, atomic_write_json, read_json, user_dir
+from core.storage import DEFAULT_USER, atomic_write_json, file_lock, read_json, user_dir
 
 from .common import DatasetExists, DatasetNotFound, validate_name
 
@@ -28,15 +26,9 @@ def root(user: str = DEFAULT_USER) -> Path:
     return user_dir(user, "datasets")
 
 
-@contextmanager
 def locked(user: str):
     """Serialise index changes between processes (imports, deletes) of one user."""
-    with open(root(user) / ".index.lock", "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(root(user) / ".index.lock")
 
 
 def _index(user: str) -> dict[str, str]:

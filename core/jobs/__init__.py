@@ -10,16 +10,17 @@ Modules: ``store`` (records, transactions, leases), ``api`` (what the UI and CLI
 Nothing here imports Gradio; torch is imported only where training or measuring happens.
 """
 from .api import (JobsError, LimitReached, NotFound, continue_experiment, delete_experiment, experiment_log,
-                  experiment_snapshots, experiment_stats, get_experiment, list_experiments, max_jobs_per_user,
-                  stop_experiment, submit_experiment)
+                  experiment_snapshot, experiment_snapshots, experiment_stats, get_experiment, list_experiments,
+                  max_jobs_per_user, nearest_snapshot, stop_experiment, submit_experiment)
 from .devices import machine_devices
-from .eta import estimate_experiment, estimate_seconds_per_step
+from .eta import estimate_experiment
 from .store import ACTIVE, RUNNING, STATES
 from .worker import Worker, recover_orphans, start_background_worker
 
 __all__ = [
     "ACTIVE", "RUNNING", "STATES", "JobsError", "LimitReached", "NotFound", "Worker", "continue_experiment",
-    "delete_experiment", "estimate_experiment", "estimate_seconds_per_step", "experiment_log",
+    "delete_experiment", "estimate_experiment", "experiment_log", "experiment_snapshot",
     "experiment_snapshots", "experiment_stats", "get_experiment", "list_experiments", "machine_devices",
-    "max_jobs_per_user", "recover_orphans", "start_background_worker", "stop_experiment", "submit_experiment",
+    "max_jobs_per_user", "nearest_snapshot", "recover_orphans", "start_background_worker", "stop_experiment",
+    "submit_experiment",
 ]

@@ -19,7 +19,6 @@ from .store import ACTIVE, RUNNING, JobsError, LimitReached, NotFound
 DEFAULT_MAX_JOBS_PER_USER = 5
 LOG_KEEP = 500
 LOG_FILE = "log.txt"
-CROPS = ("center", "random", "none", "pad")
 
 
 def max_jobs_per_user() -> int:
@@ -111,8 +110,10 @@ def submit_experiment(user: str, *, title: str, dataset: str, checkpoint: str, s
         raise JobsError("A title can have at most 200 characters.")
     if not title.isprintable():
         raise JobsError("A title cannot contain control characters.")
-    if crop not in CROPS:
-        raise JobsError(f"Unknown crop mode {crop!r}: choose one of {', '.join(CROPS)}.")
+    try:
+        datasets.validate_crop(crop)
+    except datasets.DatasetError as e:
+        raise JobsError(str(e)) from None
     if not isinstance(checkpoint, str) or not isinstance(dataset, str):
         raise JobsError("Choose a dataset and a pre-trained model by name.")
     opts = _options(_auto_snapshots(options, user, checkpoint, steps, allow_paths), steps)
@@ -270,6 +271,16 @@ def experiment_snapshots(exp_id: str, user: str) -> list[dict]:
     return out
 
 
+def nearest_snapshot(snaps: list[dict], step: int) -> dict | None:
+    """The snapshot of ``snaps`` (as experiment_snapshots gives them) closest to ``step``; the later one on a tie."""
+    return min(snaps, key=lambda s: (abs(s["step"] - step), -s["step"])) if snaps else None
+
+
+def experiment_snapshot(exp_id: str, user: str, step: int) -> dict | None:
+    """The experiment's snapshot closest to ``step`` (None before the first one)."""
+    return nearest_snapshot(experiment_snapshots(exp_id, user), int(step))
+
+
 def experiment_stats(exp_id: str, user: str) -> list[dict]:
     """The stats.jsonl records (loss_G, loss_D, r1, ada_p, sec_per_step by step)."""
     from ..stylegan import run_files
@@ -302,5 +313,5 @@ def append_log(rec: dict, line: str) -> None:
 
 
 __all__ = ["submit_experiment", "list_experiments", "get_experiment", "stop_experiment", "continue_experiment",
-           "delete_experiment", "experiment_snapshots", "experiment_stats", "experiment_log", "append_log",
-           "JobsError", "NotFound", "LimitReached", "max_jobs_per_user"]
+           "delete_experiment", "experiment_snapshots", "nearest_snapshot", "experiment_snapshot", "experiment_stats",
+           "experiment_log", "append_log", "JobsError", "NotFound", "LimitReached", "max_jobs_per_user"]

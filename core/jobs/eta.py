@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..stylegan.train_config import MAX_STEPS, TrainConfig
 from . import store
 
 log = logging.getLogger("atelier.eta")
@@ -40,7 +41,7 @@ CALIBRATION_IMAGES = 16
 SNAPSHOT_EVERY_S = 180.0     # the automatic snapshot interval: a crash loses at most a few minutes
 SNAPSHOTS_PER_RUN = 10       # ... and a short run still shows its progress in about this many snapshots
 SNAPSHOT_SHARE = 0.1         # ... but snapshots take at most about this share of the training time
-FALLBACK_SNAPSHOT_EVERY = 250
+FALLBACK_SNAPSHOT_EVERY = TrainConfig.snapshot_every   # while nothing is measured: the config's interval
 WORKER_SEEN_S = 600.0        # a worker that announced its device this recently decides the estimate's device
 FIGURE_PREFIX, WANT_PREFIX, WORKERS_KEY = "eta:", "eta-want:", "eta-workers"
 
@@ -52,9 +53,11 @@ def arch_of(kwargs: dict | None) -> dict:
 
 
 def human_duration(seconds) -> str:
-    """'45 s', '12 min', '2 h 5 min' (what a person reads)."""
+    """'0.5 s', '45 s', '12 min', '2 h 5 min' (what a person reads)."""
     if seconds is None:
         return "unknown"
+    if 0 < float(seconds) < 1:
+        return f"{round(float(seconds), 1):g} s"
     seconds = int(round(float(seconds)))
     if seconds < 90:
         return f"{seconds} s"
@@ -200,7 +203,6 @@ def calibrate(resolution: int, g_kwargs: dict, batch: int, device: str, should_s
 
     from ..stylegan.networks import Generator
     from ..stylegan.train import train
-    from ..stylegan.train_config import TrainConfig
     kwargs = {k: v for k, v in dict(ARCH_DEFAULTS, **(g_kwargs or {})).items() if k in GENERATOR_KEYS}
     G = Generator(img_resolution=resolution, **kwargs)
     timer = RunTimer()
@@ -291,14 +293,6 @@ def calibrate_pending(device: str, stop=None, *, announce: bool = True) -> bool:
 
 # ---- what the page reads -----------------------------------------------------------------------
 
-def estimate_seconds_per_step(resolution: int, arch_kwargs: dict | None, batch: int | None = None,
-                              device: str | None = None) -> float | None:
-    """Stored seconds per training step, or None when not measured yet; the hook ``core.checkpoints`` calls."""
-    label = estimate_device(device)
-    figures = figures_for(cache_key(resolution, arch_kwargs or {}, batch or auto_batch_for(resolution, label), label))
-    return None if figures is None else float(figures["sec_per_step"])
-
-
 _shape_cache: dict[tuple, tuple[int, dict, float]] = {}
 
 
@@ -371,7 +365,6 @@ def _whole(value, name: str, low: int, high: int) -> int:
 
 def check_numbers(steps, batch, snapshot_every) -> tuple[int, int, int]:
     """The numbers a person types on the page, checked with one sentence naming the one that is wrong."""
-    from ..stylegan.train_config import MAX_STEPS
     return (_whole(steps, "Training steps", 1, MAX_STEPS), _whole(batch or 0, "The batch (0 = automatic)", 0, 256),
             _whole(snapshot_every or 0, "The snapshot interval (0 = automatic)", 0, MAX_STEPS))
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..storage import atomic_write_json, read_json
 from . import devices as devices_mod
-from .store import JobsError, pid_alive, proc_start
+from .store import JobsError, one_line, pid_alive, proc_start
 
 GROUP_DIR = "group"
 RESTARTS = 3
@@ -218,7 +218,6 @@ def main(argv: list[str]) -> int:
         result = _train_rank(spec, run_dir, group, device)
     except Exception as e:  # noqa: BLE001 - the worker reads the reason
         if not communication_error(e):
-            from .worker import one_line
             (folder / f"error-{rank}.txt").write_text(one_line(e) + "\n")
         raise
     if group.main:

@@ -217,3 +217,13 @@ def is_orphan(rec: dict, now: float | None = None, lease_s: float | None = None)
             return w.get("id") not in LIVE_WORKERS
         return not pid_alive(int(w["pid"]), w.get("start"))
     return False
+
+
+def one_line(e: BaseException) -> str:
+    text = f"{e}".strip().splitlines()
+    msg = text[0] if text else type(e).__name__
+    if "out of memory" in msg.lower() or type(e).__name__ == "OutOfMemoryError":
+        return "Out of memory on the device: try a smaller batch (Advanced options)."
+    if isinstance(e, (KeyError, AttributeError, TypeError, IndexError, NameError, AssertionError)):
+        return f"{type(e).__name__}: {msg}"
+    return msg

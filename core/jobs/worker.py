@@ -34,6 +34,7 @@ import traceback
 import uuid
 
 from . import api, devices, store
+from .eta import human_duration
 
 DEFAULT_STALL_S = 1800.0
 
@@ -119,22 +120,6 @@ class StageClock:
         return wrapped
 
 
-def _duration(seconds: float) -> str:
-    if seconds >= 120:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:g} s"
-
-
-def one_line(e: BaseException) -> str:
-    text = f"{e}".strip().splitlines()
-    msg = text[0] if text else type(e).__name__
-    if "out of memory" in msg.lower() or type(e).__name__ == "OutOfMemoryError":
-        return "Out of memory on the device: try a smaller batch (Advanced options)."
-    if isinstance(e, (KeyError, AttributeError, TypeError, IndexError, NameError, AssertionError)):
-        return f"{type(e).__name__}: {msg}"
-    return msg
-
-
 class Worker:
     """Runs experiments on one device. ``run_once()`` does at most one job; ``run_forever`` loops."""
 
@@ -197,7 +182,7 @@ class Worker:
 
     def _stalled(self, rec: dict, clock: StageClock) -> dict | None:
         clock.stalled.set()
-        reason = (f"No progress for {_duration(self.stall_s)} while {clock.stage}: stopped by the watchdog "
+        reason = (f"No progress for {human_duration(self.stall_s)} while {clock.stage}: stopped by the watchdog "
                   f"(limit ATELIER_JOB_STALL_S).")
         api.append_log(rec, f"failed: {reason}")
         self.log(f"{rec['id']}: {reason}")
@@ -246,7 +231,7 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - any failure marks the job failed; the worker goes on
             if clock.stalled.is_set():
                 return None  # the watchdog has failed the job already
-            reason = one_line(e)
+            reason = store.one_line(e)
             say(f"failed: {reason}")
             say(traceback.format_exc(limit=8))
             self._release_cuda()
@@ -313,7 +298,8 @@ class Worker:
             self._set(exp_id, **fields)
 
         provenance = {"experiment": exp_id, "title": rec["title"], "checkpoint": rec["checkpoint"],
-                      "dataset": rec["dataset"], "crop": rec["crop"]}
+                      "dataset": rec.get("dataset_name") or rec["dataset"], "dataset_id": rec["dataset"],
+                      "crop": rec["crop"]}
 
         def before_snapshot(need_bytes: int) -> str | None:
             try:

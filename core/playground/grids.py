@@ -1,7 +1,8 @@
-"""Many images from one model: seed grids, and interpolation walks (slerp in z, lerp in w) for videos."""
+"""Many images from one model: seed grids, and interpolation walks (slerp in z, lerp in w) and their videos."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -86,3 +87,19 @@ def interpolation_frames(model_path, seeds, frames_per_transition: int = 8, psi:
             yield from images
 
     return generate()
+
+
+def interpolation_video(model_path, seeds, dest, seconds_per_transition: float = 1.0, fps: float = 24,
+                        psi: float = 1.0, space: str = "z", noise_mode: str = "const", device: str = "cpu",
+                        progress_fn=None) -> Path:
+    """Looping mp4 through ``seeds`` and back to the first (see ``interpolation_frames``)."""
+    from ..video import MAX_FPS, VideoError, write_mp4
+    if not 0 < float(fps) <= MAX_FPS:
+        raise VideoError(f"fps must be between 1 and {MAX_FPS}")
+    if not 0 < float(seconds_per_transition) <= 60:
+        raise VideoError("Seconds per transition must be between 0 and 60")
+    fpt = max(1, int(round(float(seconds_per_transition) * float(fps))))
+    seeds = list(seeds)
+    frames = interpolation_frames(model_path, seeds, frames_per_transition=fpt, psi=psi, space=space,
+                                  noise_mode=noise_mode, device=device)
+    return write_mp4(frames, dest, fps=fps, total=fpt * len(seeds), progress_fn=progress_fn)

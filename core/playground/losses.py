@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .common import LOSSES, PlaygroundError
+from .vgg import VGGPerceptual, unit_channels
 
 MIN_LEVEL = 8
 SSIM_C1, SSIM_C2 = (0.01 * 2) ** 2, (0.03 * 2) ** 2
@@ -74,11 +75,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)
 
 
-def unit_channels(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    """Each pixel's channel vector scaled to unit length (LPIPS' normalisation)."""
-    return x / (x.square().sum(dim=1, keepdim=True) + eps).sqrt()
-
-
 class DFeatures:
     """Activations of the discriminator's blocks (fromrgb side to 8 px), without its epilogue."""
 
@@ -113,7 +109,6 @@ def make_loss(kind: str, target: torch.Tensor, ckpt=None, lpips_weights=None):
         with torch.no_grad():
             t_feats = feats(target)
         return lambda img: multiscale_mse(img, tp) + 0.1 * DFeatures.distance(feats(img), t_feats)
-    from .vgg import VGGPerceptual
     if not lpips_weights:
         raise PlaygroundError("The LPIPS loss needs a VGG16 / LPIPS weights file: supply one, or choose another loss")
     vgg = VGGPerceptual.load(lpips_weights, target.device)

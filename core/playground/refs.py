@@ -33,6 +33,11 @@ def resolve_model(key: str, user: str) -> Path:
     raise PlaygroundError("Choose a model first.")
 
 
+def model_key(model_id: str) -> str:
+    """The key of a model of My Models (what ``model_choices`` lists and ``resolve_model`` reads)."""
+    return f"model:{model_id}"
+
+
 def model_choices(user: str) -> list[tuple[str, str]]:
     """(label, key) of every model the user may open: the bundled default first, then My Models
     (own, then public), then downloaded and imported checkpoints."""
@@ -40,7 +45,7 @@ def model_choices(user: str) -> list[tuple[str, str]]:
     from .. import models
     cks = [c for c in ck.list_checkpoints(user) if c["state"] in ("bundled", "downloaded", "imported")]
     label = lambda c: f"{c['title']} · {c['resolution'] or '?'} px"  # noqa: E731
-    mine = [(f"{m['name']} ({'mine' if m['mine'] else 'public, by ' + m['owner']})", f"model:{m['id']}")
+    mine = [(f"{m['name']} ({'mine' if m['mine'] else 'public, by ' + m['owner']})", model_key(m["id"]))
             for m in models.list_models(user)]
     return ([(label(c), f"checkpoint:{c['name']}") for c in cks if c["kind"] == "bundled"] + mine +
             [(label(c), f"checkpoint:{c['name']}") for c in cks if c["kind"] != "bundled"])

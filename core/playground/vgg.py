@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from .common import PlaygroundError
-from .losses import unit_channels
 from .weights import load_tensors, strip_prefix
 
 # (in, out) of VGG16's 13 convolutions at their torchvision 'features' indices; pools follow taps.
@@ -28,6 +27,11 @@ POOL_AFTER = (2, 7, 14, 21)
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 MAX_SIDE = 256
+
+
+def unit_channels(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Each pixel's channel vector scaled to unit length (LPIPS' normalisation)."""
+    return x / (x.square().sum(dim=1, keepdim=True) + eps).sqrt()
 
 
 class VGGPerceptual:

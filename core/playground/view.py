@@ -270,15 +270,16 @@ def slot_names(user: str, model_key: str, set_name: str) -> list[str]:
     return [s["name"] for s in direction_slots(user, resolve_model(model_key, user), set_name)]
 
 
-def seed_cells(user: str, model_key: str, start: int, count: int, psi: float, noise_mode: str) -> list[tuple]:
-    """(image, caption) of ``count`` seeds from ``start``, to browse."""
+def seed_cells(user: str, model_key: str, start: int, count: int, psi: float,
+               noise_mode: str) -> tuple[list[tuple], list[int]]:
+    """(image, caption) of ``count`` seeds from ``start``, to browse, and those seeds in the same order."""
     from .common import check_seed
     from .grids import seed_grid
     start = check_seed(int(start or 0))
     seeds = list(range(start, min(start + count, 2 ** 32)))
     grid, seeds = seed_grid(resolve_model(model_key, user), seeds, psi=psi, noise_mode=noise_mode, cols=len(seeds))
     side = grid.size[1]
-    return [(grid.crop((i * side, 0, (i + 1) * side, side)), f"seed {s}") for i, s in enumerate(seeds)]
+    return [(grid.crop((i * side, 0, (i + 1) * side, side)), f"seed {s}") for i, s in enumerate(seeds)], seeds
 
 
 # ---- your photo -----------------------------------------------------------------------------
