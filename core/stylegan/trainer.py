@@ -164,7 +164,8 @@ class Trainer:
             self.log(f"compile: torch.compile does not work here ({str(e).strip().splitlines()[0][:200]}); "
                      "training runs without it")
             return None
-        return torch.compile(lambda img: net(img, None, force_fp32=self.force_fp32, bf16=self.bf16), dynamic=False)
+        return torch.compile(lambda img: net(img, None, force_fp32=self.force_fp32, channels_last=self.channels_last,
+                                             bf16=self.bf16), dynamic=False)
 
     # ---- one step -----------------------------------------------------------------------------
     def train_step(self, reals: torch.Tensor) -> None:
@@ -292,7 +293,7 @@ class Trainer:
             img = diffaugment(img, self.cfg.diffaugment_policy, self.gen)
         if self.compiled_D is not None and not second_order:
             return self.compiled_D(img).float()
-        return self.D(img, None, force_fp32=self.force_fp32, bf16=self.bf16).float()
+        return self.D(img, None, force_fp32=self.force_fp32, channels_last=self.channels_last, bf16=self.bf16).float()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
