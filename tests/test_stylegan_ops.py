@@ -88,3 +88,29 @@ def test_every_synthesis_path_gives_the_same_images_and_keeps_the_weights():
     assert torch.equal(ws, ws_before)
     for name, value in G.state_dict().items():
         assert torch.equal(value, params[name]), name
+
+
+def plain_bias_act(x, b, act, gain, clamp):
+    """The original's reference formulation: one autograd node per pass."""
+    x = x + b.reshape(1, -1, 1, 1) if b is not None else x
+    x = F.leaky_relu(x, ops.LRELU_SLOPE) if act == "lrelu" else x
+    x = x * gain
+    return x.clamp(-clamp, clamp) if clamp is not None else x
+
+
+@pytest.mark.parametrize("act,gain,clamp,bias", [("lrelu", 2 ** 0.5, 0.5, True), ("linear", 1.0, 0.3, True),
+                                                 ("lrelu", 0.7, None, False), ("linear", 0.5, None, True)])
+def test_bias_act_node_has_the_plain_first_and_second_derivatives(act, gain, clamp, bias):
+    torch.manual_seed(4)
+    x0, b0 = torch.randn(3, 5, 4, 4, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    results = []
+    for fn in (plain_bias_act, ops.bias_act):
+        x, b = x0.clone().requires_grad_(), b0.clone().requires_grad_() if bias else None
+        y = fn(x, b, act, gain, clamp)
+        inputs = [x, b] if bias else [x]
+        grads = torch.autograd.grad(y.square().sum(), inputs, create_graph=True)  # as R1 does
+        second = torch.autograd.grad(sum(g.square().sum() for g in grads), inputs)
+        results.append([y, *grads, *second])
+    assert results[1][0].grad_fn is not None and type(results[1][0].grad_fn).__name__ == "BiasActBackward"
+    for ours, ref in zip(results[1], results[0]):
+        torch.testing.assert_close(ours, ref)

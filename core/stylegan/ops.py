@@ -67,21 +67,58 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear"
 
     Without autograd, x is updated in place: callers pass a fresh tensor (a conv or matmul
     output), and four passes over a large activation cost more than the convolution on a CPU.
+    With autograd it is one node (BiasAct) whose backward works from the output alone, as the
+    original's bias_act does, instead of a node per pass.
     """
     if act not in ACT_GAINS:
         raise ValueError(f"unknown activation {act!r}")
     gain = ACT_GAINS[act] if gain is None else gain
-    inplace = not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)))
+    if torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)):
+        if b is None and act == "linear" and clamp is None:
+            return x * gain if gain != 1 else x
+        return BiasAct.apply(x, b, act, gain, clamp)
     if b is not None:
-        b = b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
-        x = x.add_(b) if inplace else x + b
+        x = x.add_(b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2)))
+    return _act_gain_clamp_(x, act, gain, clamp)
+
+
+def _act_gain_clamp_(x: torch.Tensor, act: str, gain: float, clamp: float | None) -> torch.Tensor:
     if act == "lrelu":
-        x = F.leaky_relu_(x, LRELU_SLOPE) if inplace else F.leaky_relu(x, LRELU_SLOPE)
+        x = F.leaky_relu_(x, LRELU_SLOPE)
     if gain != 1:
-        x = x.mul_(gain) if inplace else x * gain
+        x = x.mul_(gain)
     if clamp is not None:
-        x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
+        x = x.clamp_(-clamp, clamp)
     return x
+
+
+class BiasAct(torch.autograd.Function):
+    """bias_act as one autograd node. The forward makes one new tensor and works on it in place;
+    the backward needs only the output y: leaky ReLU keeps the sign (gain > 0), so y > 0 where
+    its input was, and the clamp passes gradient where |y| < clamp. Twice differentiable (R1):
+    the masks are constants of the second derivative, as for any piecewise-linear activation."""
+
+    @staticmethod
+    def forward(ctx, x, b, act, gain, clamp):
+        y = x + b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2)) if b is not None else x.clone()
+        y = _act_gain_clamp_(y, act, gain, clamp)
+        ctx.act, ctx.gain, ctx.clamp, ctx.b_dtype = act, gain, clamp, None if b is None else b.dtype
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        y = ctx.saved_tensors[0].detach()  # the masks come from y; no gradient flows into them
+        if ctx.act == "lrelu":
+            g = torch.ops.aten.leaky_relu_backward(g, y, LRELU_SLOPE, True)
+        if ctx.clamp is not None:
+            g = torch.ops.aten.hardtanh_backward(g, y, -ctx.clamp, ctx.clamp)
+        if ctx.gain != 1:
+            g = g * ctx.gain
+        gb = None
+        if ctx.needs_input_grad[1]:
+            gb = g.sum(dim=[d for d in range(g.ndim) if d != 1], dtype=ctx.b_dtype)
+        return g, gb, None, None, None
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
