@@ -27,7 +27,7 @@ def reference_upfirdn2d(x, f, up=1, down=1, padding=(0, 0, 0, 0), gain=1.0):
 
 @pytest.mark.parametrize("up,down,padding", [
     (1, 1, (1, 1, 1, 1)), (2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)), (1, 1, (2, 0, 1, 3)),
-    (1, 1, (-1, 2, 0, -1)), (2, 1, (0, 0, 0, 0))])
+    (1, 1, (-1, 2, 0, -1)), (2, 1, (0, 0, 0, 0)), (1, 2, (0, 0, 0, 0)), (1, 2, (2, 1, 2, 1)), (1, 2, (1, 2, -1, 1))])
 def test_upfirdn2d_matches_the_plain_formulation(up, down, padding):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 9, 11)

@@ -23,6 +23,14 @@ def setup_filter(taps=(1, 3, 3, 1)) -> torch.Tensor:
     return f / f.sum()
 
 
+def cpu_bf16(x: torch.Tensor) -> bool:
+    """Whether ``x`` goes through the CPU's convolutions in bf16 (its dtype, or autocast's)."""
+    if x.device.type != "cpu":
+        return False
+    return x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu")
+                                         and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+
+
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
               padding=(0, 0, 0, 0), gain: float = 1.0) -> torch.Tensor:
     """Upsample by zero insertion, pad (x0, x1, y0, y1), convolve with f, downsample by striding."""
@@ -34,6 +42,10 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
     px0, px1, py0, py1 = padding
     f = (f * gain).to(x.dtype).flip([0, 1])  # true convolution
     weight = f[None, None].expand(c, 1, *f.shape)
+    if min(padding) >= 0 and px0 == px1 and py0 == py1 and not (down > 1 and cpu_bf16(x)):
+        # the convolution pads and strides: no padded copy, no output computed to be dropped
+        # (but oneDNN's strided depthwise bf16 backward is 20-100x slower than its stride 1)
+        return F.conv2d(x, weight, padding=(py0, px0), stride=down, groups=c)
     if min(padding) >= 0:
         # the convolution pads (no padded copy of a large activation); uneven pads crop the extra
         py, px = max(py0, py1), max(px0, px1)
