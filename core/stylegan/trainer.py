@@ -28,7 +28,7 @@ from .train_config import TrainConfig
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 FP16_RESOLUTIONS, FP16_CONV_CLAMP = 4, 256  # the original's mixed precision: top 4 resolutions, clamp 256
-BF16_CPU_LOWEST = 16
+BF16_CPU_LOWEST = 8
 CPU_AUTO_PRECISION = "fp32"
 
 
@@ -95,8 +95,8 @@ def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV
 
 def bf16_lowest_resolution(net, device: torch.device) -> int:
     """Blocks from this resolution up run under bf16 autocast: the original's fp16 blocks on CUDA;
-    on the CPU every block from 16 px (oneDNN's bf16 weight gradients are several times slower
-    than fp32's at 4x4 and 8x8 here, and about 2x faster from 16x16: docs/benchmarks.md)."""
+    on the CPU every block but the 4x4 one (which the original never runs in low precision either;
+    oneDNN's bf16 convolutions are 1.3-2x faster than fp32's here at every size: docs/benchmarks.md)."""
     if device.type == "cuda":
         return max(net.img_resolution // 2 ** (FP16_RESOLUTIONS - 1), 8)
     return BF16_CPU_LOWEST
