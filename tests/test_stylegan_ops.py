@@ -104,13 +104,24 @@ def test_bias_act_node_has_the_plain_first_and_second_derivatives(act, gain, cla
     torch.manual_seed(4)
     x0, b0 = torch.randn(3, 5, 4, 4, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
     results = []
-    for fn in (plain_bias_act, ops.bias_act):
+    for fn, fresh in ((plain_bias_act, False), (ops.bias_act, False), (ops.bias_act, True)):
         x, b = x0.clone().requires_grad_(), b0.clone().requires_grad_() if bias else None
-        y = fn(x, b, act, gain, clamp)
+        y = fn(x * 1 if fresh else x, b, act, gain, clamp)  # a fresh result is worked on in place
+        assert torch.equal(x.detach(), x0)  # a leaf (a tensor the caller owns) never is
         inputs = [x, b] if bias else [x]
         grads = torch.autograd.grad(y.square().sum(), inputs, create_graph=True)  # as R1 does
         second = torch.autograd.grad(sum(g.square().sum() for g in grads), inputs)
         results.append([y, *grads, *second])
-    assert results[1][0].grad_fn is not None and type(results[1][0].grad_fn).__name__ == "BiasActBackward"
-    for ours, ref in zip(results[1], results[0]):
-        torch.testing.assert_close(ours, ref)
+    for ours in results[1:]:
+        assert type(ours[0].grad_fn).__name__ == "BiasActBackward"
+        for value, ref in zip(ours, results[0]):
+            torch.testing.assert_close(value, ref)
+
+
+def test_bias_act_in_place_on_a_tensor_another_node_kept_fails_loudly():
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    h = x * 1
+    kept = h.square()  # square's backward needs h as it was
+    y = ops.bias_act(h, torch.zeros(3), act="lrelu")
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (y.sum() + kept.sum()).backward()

@@ -105,14 +105,19 @@ def _act_gain_clamp_(x: torch.Tensor, act: str, gain: float, clamp: float | None
 
 
 class BiasAct(torch.autograd.Function):
-    """bias_act as one autograd node. The forward makes one new tensor and works on it in place;
+    """bias_act as one autograd node. The forward works in place on a fresh input (a conv or matmul
+    result no other node kept: autograd's version check fails loudly otherwise), else on one copy;
     the backward needs only the output y: leaky ReLU keeps the sign (gain > 0), so y > 0 where
     its input was, and the clamp passes gradient where |y| < clamp. Twice differentiable (R1):
     the masks are constants of the second derivative, as for any piecewise-linear activation."""
 
     @staticmethod
     def forward(ctx, x, b, act, gain, clamp):
-        y = x + b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2)) if b is not None else x.clone()
+        if x._base is None and not x.is_leaf:  # a fresh result: worked on in place (backward checks that no node kept it)
+            ctx.mark_dirty(x)
+            y = x.add_(b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))) if b is not None else x
+        else:
+            y = x + b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2)) if b is not None else x.clone()
         y = _act_gain_clamp_(y, act, gain, clamp)
         ctx.act, ctx.gain, ctx.clamp, ctx.b_dtype = act, gain, clamp, None if b is None else b.dtype
         ctx.save_for_backward(y)
