@@ -38,6 +38,18 @@ def test_upfirdn2d_matches_the_plain_formulation(up, down, padding):
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_downsampling_keeps_the_layout_of_its_input(dtype):
+    torch.manual_seed(5)
+    x = torch.randn(2, 6, 8, 8).to(dtype).contiguous(memory_format=torch.channels_last)
+    f = ops.setup_filter()
+    for padding in ((1, 1, 1, 1), (2, 1, 2, 1)):
+        ours = ops.upfirdn2d(x, f, down=2, padding=padding)
+        assert ours.is_contiguous(memory_format=torch.channels_last)
+        ref = reference_upfirdn2d(x.float(), f, down=2, padding=padding)
+        torch.testing.assert_close(ours.float(), ref, rtol=2e-2, atol=2e-2)
+
+
 @pytest.mark.parametrize("up", [1, 2])
 @pytest.mark.parametrize("demodulate", [True, False])
 @pytest.mark.parametrize("with_noise", [True, False])

@@ -35,6 +35,8 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
               padding=(0, 0, 0, 0), gain: float = 1.0) -> torch.Tensor:
     """Upsample by zero insertion, pad (x0, x1, y0, y1), convolve with f, downsample by striding."""
     n, c, h, w = x.shape
+    nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    layout = torch.channels_last if nhwc else torch.contiguous_format
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
@@ -56,8 +58,8 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
         x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
         x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
         x = F.conv2d(x, weight, groups=c)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
+    if down > 1:  # dense again, in the input's layout (a strided view would reach the next conv as NCHW)
+        x = x[:, :, ::down, ::down].contiguous(memory_format=layout)
     return x
 
 
