@@ -27,7 +27,7 @@ def reference_upfirdn2d(x, f, up=1, down=1, padding=(0, 0, 0, 0), gain=1.0):
 
 @pytest.mark.parametrize("up,down,padding", [
     (1, 1, (1, 1, 1, 1)), (2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)), (1, 1, (2, 0, 1, 3)),
-    (1, 1, (-1, 2, 0, -1)), (2, 1, (0, 0, 0, 0))])
+    (1, 1, (-1, 2, 0, -1)), (2, 1, (0, 0, 0, 0)), (1, 2, (0, 0, 0, 0)), (1, 2, (2, 1, 2, 1)), (1, 2, (1, 2, -1, 1))])
 def test_upfirdn2d_matches_the_plain_formulation(up, down, padding):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 9, 11)
@@ -36,6 +36,18 @@ def test_upfirdn2d_matches_the_plain_formulation(up, down, padding):
     ref = reference_upfirdn2d(x, f, up=up, down=down, padding=padding, gain=up * up)
     assert ours.shape == ref.shape
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_downsampling_keeps_the_layout_of_its_input(dtype):
+    torch.manual_seed(5)
+    x = torch.randn(2, 6, 8, 8).to(dtype).contiguous(memory_format=torch.channels_last)
+    f = ops.setup_filter()
+    for padding in ((1, 1, 1, 1), (2, 1, 2, 1)):
+        ours = ops.upfirdn2d(x, f, down=2, padding=padding)
+        assert ours.is_contiguous(memory_format=torch.channels_last)
+        ref = reference_upfirdn2d(x.float(), f, down=2, padding=padding)
+        torch.testing.assert_close(ours.float(), ref, rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.parametrize("up", [1, 2])
@@ -88,3 +100,40 @@ def test_every_synthesis_path_gives_the_same_images_and_keeps_the_weights():
     assert torch.equal(ws, ws_before)
     for name, value in G.state_dict().items():
         assert torch.equal(value, params[name]), name
+
+
+def plain_bias_act(x, b, act, gain, clamp):
+    """The original's reference formulation: one autograd node per pass."""
+    x = x + b.reshape(1, -1, 1, 1) if b is not None else x
+    x = F.leaky_relu(x, ops.LRELU_SLOPE) if act == "lrelu" else x
+    x = x * gain
+    return x.clamp(-clamp, clamp) if clamp is not None else x
+
+
+@pytest.mark.parametrize("act,gain,clamp,bias", [("lrelu", 2 ** 0.5, 0.5, True), ("linear", 1.0, 0.3, True),
+                                                 ("lrelu", 0.7, None, False), ("linear", 0.5, None, True)])
+def test_bias_act_node_has_the_plain_first_and_second_derivatives(act, gain, clamp, bias):
+    torch.manual_seed(4)
+    x0, b0 = torch.randn(3, 5, 4, 4, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    results = []
+    for fn, fresh in ((plain_bias_act, False), (ops.bias_act, False), (ops.bias_act, True)):
+        x, b = x0.clone().requires_grad_(), b0.clone().requires_grad_() if bias else None
+        y = fn(x * 1 if fresh else x, b, act, gain, clamp)  # a fresh result is worked on in place
+        assert torch.equal(x.detach(), x0)  # a leaf (a tensor the caller owns) never is
+        inputs = [x, b] if bias else [x]
+        grads = torch.autograd.grad(y.square().sum(), inputs, create_graph=True)  # as R1 does
+        second = torch.autograd.grad(sum(g.square().sum() for g in grads), inputs)
+        results.append([y, *grads, *second])
+    for ours in results[1:]:
+        assert type(ours[0].grad_fn).__name__ == "BiasActBackward"
+        for value, ref in zip(ours, results[0]):
+            torch.testing.assert_close(value, ref)
+
+
+def test_bias_act_in_place_on_a_tensor_another_node_kept_fails_loudly():
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    h = x * 1
+    kept = h.square()  # square's backward needs h as it was
+    y = ops.bias_act(h, torch.zeros(3), act="lrelu")
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (y.sum() + kept.sum()).backward()

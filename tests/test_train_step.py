@@ -204,7 +204,7 @@ def test_bf16_on_the_cpu_trains_with_fp32_master_weights():
     assert set(stats) == {"loss_G", "pl", "loss_D", "r1"} and all(np.isfinite(v) for v in stats.values())
     assert all(p.dtype == torch.float32 for p in list(tr.G.parameters()) + list(tr.D.parameters()))
     bf16_blocks = [r for r in tr.G.synthesis.block_resolutions if tr.G.synthesis.get_submodule(f"b{r}").use_fp16]
-    assert bf16_blocks == [16, 32] and not tr.G_ema.synthesis.b32.use_fp16  # on the CPU: from 16 px
+    assert bf16_blocks == [8, 16, 32] and not tr.G_ema.synthesis.b32.use_fp16  # on the CPU: all but 4x4
     assert all(s["exp_avg"].dtype == torch.float32 for s in tr.opt_G.state.values())
 
 

@@ -120,9 +120,10 @@ class Discriminator(nn.Module):
         return names
 
     def forward(self, img, c=None, force_fp32: bool = False, channels_last: bool | None = None, bf16: bool = False):
-        """bf16: the low-precision blocks (use_fp16) run under bf16 autocast instead of casting to fp16."""
+        """bf16: the low-precision blocks (use_fp16) run under bf16 autocast instead of casting to fp16.
+        channels_last (NHWC) by default on CUDA and for batches on the CPU, as in G."""
         if channels_last is None:
-            channels_last = img.device.type == "cuda"
+            channels_last = img.device.type == "cuda" or img.shape[0] > 1
         x, device = None, img.device.type
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")

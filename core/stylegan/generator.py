@@ -16,7 +16,11 @@ def channels_for(res: int, channel_base: int, channel_max: int) -> int:
 
 
 def block_dtype(use_fp16: bool, device: torch.device, force_fp32: bool) -> torch.dtype:
-    """fp16 only on CUDA, where the official checkpoints ask for it; CPU always runs fp32."""
+    """fp16 only on CUDA, where the official checkpoints ask for it; CPU always runs fp32. Under
+    autocast (bf16 precision) the autocast dtype: the block's convolutions make their outputs
+    bf16 anyway, and a cast to fp32 at the next block's entry would be undone by its first conv."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
     return torch.float16 if use_fp16 and not force_fp32 and device.type == "cuda" else torch.float32
 
 

@@ -23,10 +23,20 @@ def setup_filter(taps=(1, 3, 3, 1)) -> torch.Tensor:
     return f / f.sum()
 
 
+def cpu_bf16(x: torch.Tensor) -> bool:
+    """Whether ``x`` goes through the CPU's convolutions in bf16 (its dtype, or autocast's)."""
+    if x.device.type != "cpu":
+        return False
+    return x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu")
+                                         and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+
+
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
               padding=(0, 0, 0, 0), gain: float = 1.0) -> torch.Tensor:
     """Upsample by zero insertion, pad (x0, x1, y0, y1), convolve with f, downsample by striding."""
     n, c, h, w = x.shape
+    nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    layout = torch.channels_last if nhwc else torch.contiguous_format
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
@@ -34,6 +44,10 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
     px0, px1, py0, py1 = padding
     f = (f * gain).to(x.dtype).flip([0, 1])  # true convolution
     weight = f[None, None].expand(c, 1, *f.shape)
+    if min(padding) >= 0 and px0 == px1 and py0 == py1 and not (down > 1 and cpu_bf16(x)):
+        # the convolution pads and strides: no padded copy, no output computed to be dropped
+        # (but oneDNN's strided depthwise bf16 backward is 20-100x slower than its stride 1)
+        return F.conv2d(x, weight, padding=(py0, px0), stride=down, groups=c)
     if min(padding) >= 0:
         # the convolution pads (no padded copy of a large activation); uneven pads crop the extra
         py, px = max(py0, py1), max(px0, px1)
@@ -44,8 +58,8 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
         x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
         x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
         x = F.conv2d(x, weight, groups=c)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
+    if down > 1:  # dense again, in the input's layout (a strided view would reach the next conv as NCHW)
+        x = x[:, :, ::down, ::down].contiguous(memory_format=layout)
     return x
 
 
@@ -67,21 +81,63 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear"
 
     Without autograd, x is updated in place: callers pass a fresh tensor (a conv or matmul
     output), and four passes over a large activation cost more than the convolution on a CPU.
+    With autograd it is one node (BiasAct) whose backward works from the output alone, as the
+    original's bias_act does, instead of a node per pass.
     """
     if act not in ACT_GAINS:
         raise ValueError(f"unknown activation {act!r}")
     gain = ACT_GAINS[act] if gain is None else gain
-    inplace = not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)))
+    if torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)):
+        if b is None and act == "linear" and clamp is None:
+            return x * gain if gain != 1 else x
+        return BiasAct.apply(x, b, act, gain, clamp)
     if b is not None:
-        b = b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
-        x = x.add_(b) if inplace else x + b
+        x = x.add_(b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2)))
+    return _act_gain_clamp_(x, act, gain, clamp)
+
+
+def _act_gain_clamp_(x: torch.Tensor, act: str, gain: float, clamp: float | None) -> torch.Tensor:
     if act == "lrelu":
-        x = F.leaky_relu_(x, LRELU_SLOPE) if inplace else F.leaky_relu(x, LRELU_SLOPE)
+        x = F.leaky_relu_(x, LRELU_SLOPE)
     if gain != 1:
-        x = x.mul_(gain) if inplace else x * gain
+        x = x.mul_(gain)
     if clamp is not None:
-        x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
+        x = x.clamp_(-clamp, clamp)
     return x
+
+
+class BiasAct(torch.autograd.Function):
+    """bias_act as one autograd node. The forward works in place on a fresh input (a conv or matmul
+    result no other node kept: autograd's version check fails loudly otherwise), else on one copy;
+    the backward needs only the output y: leaky ReLU keeps the sign (gain > 0), so y > 0 where
+    its input was, and the clamp passes gradient where |y| < clamp. Twice differentiable (R1):
+    the masks are constants of the second derivative, as for any piecewise-linear activation."""
+
+    @staticmethod
+    def forward(ctx, x, b, act, gain, clamp):
+        if x._base is None and not x.is_leaf:  # a fresh result: worked on in place (backward checks that no node kept it)
+            ctx.mark_dirty(x)
+            y = x.add_(b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))) if b is not None else x
+        else:
+            y = x + b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2)) if b is not None else x.clone()
+        y = _act_gain_clamp_(y, act, gain, clamp)
+        ctx.act, ctx.gain, ctx.clamp, ctx.b_dtype = act, gain, clamp, None if b is None else b.dtype
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        y = ctx.saved_tensors[0].detach()  # the masks come from y; no gradient flows into them
+        if ctx.act == "lrelu":
+            g = torch.ops.aten.leaky_relu_backward(g, y, LRELU_SLOPE, True)
+        if ctx.clamp is not None:
+            g = torch.ops.aten.hardtanh_backward(g, y, -ctx.clamp, ctx.clamp)
+        if ctx.gain != 1:
+            g = g * ctx.gain
+        gb = None
+        if ctx.needs_input_grad[1]:
+            gb = g.sum(dim=[d for d in range(g.ndim) if d != 1], dtype=ctx.b_dtype)
+        return g, gb, None, None, None
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,

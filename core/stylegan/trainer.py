@@ -38,7 +38,7 @@ from .train_config import GROUP, TrainConfig
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 FP16_RESOLUTIONS, FP16_CONV_CLAMP = 4, 256  # the original's mixed precision: top 4 resolutions, clamp 256
-BF16_CPU_LOWEST = 16
+BF16_CPU_LOWEST = 8
 CPU_AUTO_PRECISION = "fp32"
 
 
@@ -102,8 +102,8 @@ def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV
 
 def bf16_lowest_resolution(net, device: torch.device) -> int:
     """Blocks from this resolution up run under bf16 autocast: the original's fp16 blocks on CUDA;
-    on the CPU every block from 16 px (oneDNN's bf16 weight gradients are several times slower
-    than fp32's at 4x4 and 8x8 here, and about 2x faster from 16x16: docs/benchmarks.md)."""
+    on the CPU every block but the 4x4 one (which the original never runs in low precision either;
+    oneDNN's bf16 convolutions are 1.3-2x faster than fp32's here at every size: docs/benchmarks.md)."""
     if device.type == "cuda":
         return max(net.img_resolution // 2 ** (FP16_RESOLUTIONS - 1), 8)
     return BF16_CPU_LOWEST
@@ -186,7 +186,8 @@ class Trainer:
             self.log(f"compile: torch.compile does not work here ({str(e).strip().splitlines()[0][:200]}); "
                      "training runs without it")
             return None
-        return torch.compile(lambda img: net(img, None, force_fp32=self.force_fp32, bf16=self.bf16), dynamic=False)
+        return torch.compile(lambda img: net(img, None, force_fp32=self.force_fp32, channels_last=self.channels_last,
+                                             bf16=self.bf16), dynamic=False)
 
     # ---- one step -----------------------------------------------------------------------------
     def train_step(self, reals: torch.Tensor) -> None:
@@ -395,11 +396,11 @@ class Trainer:
         k = len(img) // GROUP
         regroup = self.mbstd_groups and k > 1 and len(img) % GROUP == 0
         if regroup:
-            img = img.reshape(k, GROUP, *img.shape[1:]).transpose(0, 1).reshape(img.shape)
+            img = img[torch.arange(len(img), device=img.device).reshape(k, GROUP).T.flatten()]  # keeps NHWC
         if self.compiled_D is not None and not second_order:
             logits = self.compiled_D(img)
         else:
-            logits = self.D(img, None, force_fp32=self.force_fp32, bf16=self.bf16)
+            logits = self.D(img, None, force_fp32=self.force_fp32, channels_last=self.channels_last, bf16=self.bf16)
         if regroup:
             logits = logits.reshape(GROUP, k, -1).transpose(0, 1).reshape(len(img), -1)
         return logits.float()
