@@ -1,10 +1,12 @@
 """Threads on a shared CPU: training steps with OpenMP's waiting threads spinning or sleeping.
 
     python bench/threads.py [--steps 8] [--rounds 3] [--busy 0,1]
+                            [--variants OMP_WAIT_POLICY=ACTIVE,OMP_WAIT_POLICY=PASSIVE,GOMP_SPINCOUNT=20000]
 
 torch's CPU threads (OpenMP, as many as cores) wait for each other between operations. By default
 they spin; with ``OMP_WAIT_POLICY=PASSIVE`` (what ``core/__init__.py`` sets unless the user set it)
-they sleep. The policy is read once when torch loads, so each variant runs in a fresh process:
+they sleep; ``GOMP_SPINCOUNT`` (libgomp, torch's OpenMP on Linux) spins that many rounds first and
+overrides the policy. These are read once when torch loads, so each variant runs in a fresh process:
 ``--steps`` training steps of the 64 px default-model architecture (batch 16, fp32, CPU), timed
 after one warm-up step. ``--busy N`` runs N other processes that keep one core each busy (a
 browser, the app's other thread, another job) during the timing. Variants alternate, round after
@@ -46,11 +48,14 @@ def burn() -> None:
         sum(i * i for i in range(10_000))
 
 
-def one_run(policy: str, steps: int, busy: int) -> float:
+def one_run(variant: str, steps: int, busy: int) -> float:
     burners = [subprocess.Popen([sys.executable, "-c", "import bench.threads as t; t.burn()"], cwd=REPO,
                                 env=dict(os.environ, PYTHONPATH=str(REPO))) for _ in range(busy)]
     try:
-        env = dict(os.environ, PYTHONPATH=str(REPO), OMP_WAIT_POLICY=policy)
+        name, value = variant.split("=", 1)
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+        env.update(PYTHONPATH=str(REPO), OMP_WAIT_POLICY="PASSIVE")  # as core/__init__ sets it
+        env[name] = value
         out = subprocess.run([sys.executable, "-c", STEPS, str(steps)], cwd=REPO, env=env, check=True,
                              capture_output=True, text=True).stdout
         return float(out.strip().splitlines()[-1])
@@ -65,19 +70,22 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--busy", default="0,1", help="numbers of busy processes beside the training, comma-separated")
+    ap.add_argument("--variants", default="OMP_WAIT_POLICY=ACTIVE,OMP_WAIT_POLICY=PASSIVE,GOMP_SPINCOUNT=20000",
+                    help="environment settings to compare, comma-separated NAME=VALUE (the first is the baseline)")
     a = ap.parse_args()
+    variants = a.variants.split(",")
     print(f"{os.cpu_count()} CPUs, torch threads = cores; load average before: {os.getloadavg()[0]:.1f}")
-    print("busy  OMP_WAIT_POLICY  s/step (median)  all rounds")
+    print(f"busy  {'setting':28s}  s/step (median)  vs {variants[0]}  all rounds")
     for busy in (int(b) for b in a.busy.split(",")):
-        times = {"ACTIVE": [], "PASSIVE": []}
+        times = {v: [] for v in variants}
         for _ in range(a.rounds):
-            for policy in times:
-                times[policy].append(one_run(policy, a.steps, busy))
+            for v in times:
+                times[v].append(one_run(v, a.steps, busy))
                 time.sleep(0.5)
-        for policy, ts in times.items():
-            print(f"{busy:4d}  {policy:15s}  {statistics.median(ts):15.3f}  {', '.join(f'{t:.3f}' for t in ts)}")
-        print(f"      ACTIVE / PASSIVE: {statistics.median(times['ACTIVE']) / statistics.median(times['PASSIVE']):.2f}")
-
+        base = statistics.median(times[variants[0]])
+        for v, ts in times.items():
+            m = statistics.median(ts)
+            print(f"{busy:4d}  {v:28s}  {m:15.3f}  {base / m:8.2f}x  {', '.join(f'{t:.3f}' for t in ts)}")
 
 if __name__ == "__main__":
     main()
