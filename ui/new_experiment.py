@@ -197,7 +197,7 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav) -> None:
         ds_value = dataset if dataset in {d["id"] for d in items} else (items[0]["id"] if items else None)
         gpus = len(jobs_core.machine_devices())
         return {ui.empty: gr.Group(visible=not items), ui.form: gr.Column(visible=bool(items)),
-                ui.devices: gr.Number(visible=gpus > 1, maximum=gpus),
+                ui.devices: gr.Number(visible=gpus > 1, maximum=max(gpus, 1)),
                 ui.dataset: gr.Dropdown(choices=[(d["name"], d["id"]) for d in items], value=ds_value),
                 ui.cards: cards_view(entries), ui.card_names: [e["name"] for e in entries],
                 ui.checkpoint: gr.Dropdown(choices=choices, value=chosen)}
