@@ -67,9 +67,10 @@ def test_bob_sees_nothing_private_of_alice_in_the_browser(tmp_path):
         expect(bob.get_by_role("button", name="Use the sample dataset")).to_be_visible()  # his empty Datasets tab
         assert DS_NAME not in page_text()
         bob.get_by_role("tab", name="2 · New experiment").click()
-        expect(bob.get_by_label("Title")).to_be_visible()
+        expect(bob.get_by_text("An experiment needs a dataset first")).to_be_visible()  # none of his own yet
         bob.wait_for_timeout(1500)
-        assert DS_NAME not in page_text() and CK_NAME not in page_text()
+        hidden_too = bob.locator("body").text_content()
+        assert DS_NAME not in hidden_too and CK_NAME not in hidden_too
         bob.get_by_role("tab", name="3 · Experiments").click()
         bob.wait_for_timeout(1500)
         assert EXP_TITLE not in page_text()

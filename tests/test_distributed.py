@@ -32,7 +32,7 @@ def world(tmp_path_factory):
     imgs = write_blob_images(base / "imgs", n=12)
     args = ["-m", "core.cli", "train", "--dataset", str(imgs), "--checkpoint", str(ckpt), "--steps", str(STEPS),
             "--snapshot-every", "2", "--batch", "8", "--device", "cpu", "--pl-weight", "2", "--aug", "ada",
-            "--metrics", "swd"]
+            "--metrics", "swd", "--precision", "fp32"]  # equal up to float reassociation: fp32, not bf16
     one = subprocess.run([sys.executable, *args, "--out", str(base / "one")], env=env, cwd=base,
                          capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]
@@ -90,7 +90,7 @@ def test_one_pass_or_two_give_the_same_steps(one_thread):
     def trainer(batch_gpu):
         G, D = tiny_networks()
         cfg = TrainConfig(batch=8, batch_gpu=batch_gpu, device="cpu", aug="diffaugment", r1_gamma=1.0, r1_interval=2,
-                          pl_weight=2.0, pl_interval=2)
+                          pl_weight=2.0, pl_interval=2, precision="fp32")
         return Trainer(cfg, G, D, device=torch.device("cpu"), batch=8, batch_gpu=batch_gpu or None)
     a, b = trainer(0), trainer(4)
     reals = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1

@@ -119,9 +119,9 @@ def test_out_of_memory_mid_step_retries_the_phase_and_applies_each_update_once(m
     passes from the start, and one that never ran out of memory (the streams belong to the samples,
     not to the passes): G updated once, D once, w_avg moved once."""
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    oom = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0)
-    twin = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0)
-    whole = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0)
+    oom = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0, precision="fp32")
+    twin = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0, precision="fp32")
+    whole = _trainer(batch=8, aug="diffaugment", r1_gamma=0.0, precision="fp32")
     calls = []
     run_D = oom._run_D
 
@@ -172,9 +172,9 @@ def test_statistics_stay_on_the_device_until_read():
 
 def test_precision_auto_is_chosen_per_device_and_fp16_needs_cuda(tmp_path):
     from core.stylegan.train import TrainingError
-    from core.stylegan.trainer import CPU_AUTO_PRECISION, resolve_precision
+    from core.stylegan.trainer import cpu_auto_precision, resolve_precision
     assert resolve_precision("auto", torch.device("cuda")) == "fp16"
-    assert resolve_precision("auto", CPU) == CPU_AUTO_PRECISION
+    assert resolve_precision("auto", CPU) == cpu_auto_precision()
     assert resolve_precision("auto", torch.device("mps")) == "fp32"
     lines = []
     with pytest.raises(TrainingError, match="fp16 runs on CUDA only"):
@@ -182,7 +182,7 @@ def test_precision_auto_is_chosen_per_device_and_fp16_needs_cuda(tmp_path):
               checkpoint=load_checkpoint(write_tiny_checkpoint(tmp_path / "t.safetensors")), log=lines.append)
     train(TrainConfig(steps=1, batch=4, device="cpu", grid_seeds=(0,)), tmp_path / "auto", dataset=ArrayDataset(),
           checkpoint=load_checkpoint(tmp_path / "t.safetensors"), log=lines.append)
-    assert f"device cpu, precision {CPU_AUTO_PRECISION} (auto on cpu), batch 4" in lines
+    assert f"device cpu, precision {cpu_auto_precision()} (auto on cpu), batch 4" in lines
 
 
 def test_auto_device_prefers_cuda_then_mps(monkeypatch):
@@ -250,3 +250,12 @@ def test_compile_falls_back_cleanly_without_a_compiler(monkeypatch):
     assert tr.compiled_D is None and lines and "no working C++ compiler found" in lines[0]
     tr.train_step(_reals())
     assert tr.lr_info()["compiled"] is False
+
+
+def test_cpu_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+    from core.stylegan.trainer import cpu_auto_precision
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert cpu_auto_precision() == "fp32"   # emulated bf16 is slower than fp32
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert cpu_auto_precision() == "bf16"

@@ -39,7 +39,15 @@ from .train_config import GROUP, TrainConfig
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 FP16_RESOLUTIONS, FP16_CONV_CLAMP = 4, 256  # the original's mixed precision: top 4 resolutions, clamp 256
 BF16_CPU_LOWEST = 8
-CPU_AUTO_PRECISION = "fp32"
+
+
+def cpu_auto_precision() -> str:
+    """bf16 where the CPU computes it natively (AVX512-BF16 or AMX: 1.3-1.6x faster steps than fp32,
+    docs/benchmarks.md); elsewhere fp32, as emulated bf16 is slower."""
+    cpu = getattr(torch, "cpu", None)
+    native = any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported",
+                                                                      "_is_amx_tile_supported"))
+    return "bf16" if native else "fp32"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,7 +70,7 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     """fp32; fp16 (the original's: CUDA only); bf16 (autocast in the high-resolution blocks, fp32
     master weights: CUDA and CPU); 'auto' per device."""
     if requested == "auto":
-        return {"cuda": "fp16", "cpu": CPU_AUTO_PRECISION}.get(device.type, "fp32")
+        return {"cuda": "fp16", "cpu": cpu_auto_precision()}.get(device.type, "fp32")
     if requested == "fp16" and device.type != "cuda":
         raise ValueError(f"precision fp16 runs on CUDA only (as the original); on {device.type} use bf16 or fp32")
     if requested == "bf16" and device.type not in ("cuda", "cpu"):
