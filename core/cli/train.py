@@ -99,9 +99,12 @@ def run(args) -> int:
         return _launch(args, cfg)
     group, device = distributed.start(cfg.device) if distributed.launched() else (distributed.SINGLE, cfg.device)
     try:
-        return _train(args, cfg.replace(device=device), ckpt, group)
-    finally:
-        distributed.finish(group)
+        code = _train(args, cfg.replace(device=device), ckpt, group)
+    except BaseException:
+        distributed.finish(group, done=False)
+        raise
+    distributed.finish(group)
+    return code
 
 
 def _train(args, cfg, ckpt, group) -> int:

@@ -148,8 +148,12 @@ def barrier(group: Group) -> None:
         dist.barrier(group=group.control)
 
 
-def finish(group: Group) -> None:
+def finish(group: Group, done: bool = True) -> None:
+    """Leave the run. After a run that ended well every process first waits for the others: one that
+    tore its connections down while a peer still used them aborted at exit now and then (gloo)."""
     if group.world > 1 and dist.is_initialized():
+        if done:
+            dist.barrier(group=group.control)
         dist.destroy_process_group()
 
 
