@@ -58,7 +58,7 @@ SAMPLES = {s.key: s for s in (
                   "Twemoji (CC BY 4.0) and Noto Emoji (Apache 2.0)"),
 )}
 DEMO_SAMPLE = "flags"          # the first transfer a newcomer runs from the default model
-DEMO_STEPS = 300               # suggested for it: see docs/benchmarks.md (the demo transfer)
+DEMO_STEPS = 600               # suggested for it: see docs/benchmarks.md (the demo transfer)
 DEMO_SNAPSHOT_EVERY = 100
 DEFAULT_MODEL_SAMPLE = "emoji-faces"
 

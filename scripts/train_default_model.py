@@ -1,6 +1,6 @@
 """Reproduce the bundled default model: static/models/default.safetensors.
 
-    OMP_NUM_THREADS=1 python scripts/train_default_model.py --steps 2000 --work /tmp/atelier-default
+    python scripts/train_default_model.py --steps 25000 --work /tmp/atelier-default
 
 Imports the vendored 'emoji-faces' sample dataset (static/datasets/emoji-faces.zip, 64 px) into a
 private data root under --work, trains a small StyleGAN2 from scratch with Atelier's trainer on
@@ -49,6 +49,8 @@ def main() -> int:
     ap.add_argument("--aug", default="diffaugment", choices=("diffaugment", "ada", "none"),
                     help="DiffAugment costs next to nothing on a CPU; ADA's geometric pipeline doubles a step there")
     ap.add_argument("--snapshot-every", type=int, default=500)
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                    help="fp32 (what the committed model was trained in) or bf16 (faster on CPUs with native bf16)")
     ap.add_argument("--hours", type=float, default=0.0, help="stop cleanly (with a snapshot) after this long")
     ap.add_argument("--work", default="/tmp/atelier-default")
     ap.add_argument("--export-only", action="store_true", help="write --dest from --work/run without training")
@@ -76,7 +78,7 @@ def main() -> int:
         dataset = open_packed(args.sample, res)
         cfg = TrainConfig(steps=args.steps, batch=args.batch, snapshot_every=args.snapshot_every, device="cpu",
                           mirror=True, aug=args.aug, ada_kimg=100, scratch_arch=arch, seed=0, metrics=("swd",),
-                          time_budget_s=args.hours * 3600)
+                          time_budget_s=args.hours * 3600, precision=args.precision)
         train(cfg, run_dir, dataset=dataset, checkpoint=None,
               progress_fn=lambda p: print(f"step {p['step']} G {p['loss_G']:.3f} D {p['loss_D']:.3f} "
                                           f"{p['sec_per_step']:.2f}s/step"
