@@ -198,8 +198,9 @@ def test_sample_dataset(running):
     assert "Added “Sample flags”: 242 images of flags of the countries of the world" in str(out), out
     out = client.predict(api_name="/use_sample_dataset")
     assert "already here" in str(out)
+    from core.sample_data import DEMO_SNAPSHOT_EVERY, DEMO_STEPS
     steps, snapshot_every, note = client.predict("Sample flags", "default", api_name="/suggest_steps")
-    assert (steps, snapshot_every) == (300, 100) and "first try" in note, (steps, snapshot_every, note)
+    assert (steps, snapshot_every) == (DEMO_STEPS, DEMO_SNAPSHOT_EVERY) and "first try" in note, (steps, snapshot_every, note)
     out = client.predict("emoji-faces", api_name="/use_sample_dataset")
     assert "Added “Sample emoji faces”: 316 images" in str(out), out
     with pytest.raises(Exception, match="'landscapes'.* is not in the list of choices"):  # Gradio checks the Radio
