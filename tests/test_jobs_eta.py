@@ -41,7 +41,8 @@ def test_the_page_never_trains_and_the_idle_worker_measures(home, monkeypatch):
     est = _estimate(home)
     assert est["measured"] and not est["pending"] and est["eta_seconds"] > 0
     assert "by a short calibration run" in est["basis"] and "s/step" in est["basis"]
-    figures = eta.figures_for(eta.cache_key(32, eta.checkpoint_shape(home["ckpt"], "alice", True)[1], 4, "cpu"))
+    figures = eta.figures_for(eta.cache_key(32, eta.checkpoint_shape(home["ckpt"], "alice", True)[1], 4, "cpu",
+                                            eta.precision_for("auto", "cpu")))
     assert figures["calibrated"] and figures["sec_per_step"] > 0 and figures["snapshot_s"] >= 0
     assert est["eta_seconds"] == pytest.approx(est["prep_seconds"] + 40 * figures["sec_per_step"]
                                                + est["snapshot_seconds"], abs=0.2)
@@ -89,3 +90,23 @@ def test_submit_with_automatic_snapshots(home):
     exp_id = jobs.submit_experiment("alice", title="t", dataset=home["ds"], checkpoint=home["ckpt"], steps=40,
                                     options=dict(TINY_OPTIONS, snapshot_every=0), allow_paths=True)
     assert jobs.get_experiment(exp_id, "alice")["options"]["snapshot_every"] == 2   # not measured: ~10 a run
+
+
+def test_each_precision_has_its_own_figures(home):
+    """A CPU step in fp32 and in bf16 differ by up to 1.6x: measuring one says nothing of the other."""
+    fp32 = jobs.estimate_experiment("alice", home["ckpt"], 40, batch=4, device="cpu", precision="fp32",
+                                    allow_paths=True)
+    assert fp32["precision"] == "fp32" and fp32["pending"] and "fp32 on CPU" in fp32["basis"]
+    worker = jobs.Worker(device="cpu", poll=0.05)
+    try:
+        assert worker.calibrate() is True
+    finally:
+        worker.close()
+    assert jobs.estimate_experiment("alice", home["ckpt"], 40, batch=4, device="cpu", precision="fp32",
+                                    allow_paths=True)["measured"]
+    bf16 = jobs.estimate_experiment("alice", home["ckpt"], 40, batch=4, device="cpu", precision="bf16",
+                                    allow_paths=True)
+    assert not bf16["measured"] and bf16["pending"] and "bf16 on CPU" in bf16["basis"]
+    with pytest.raises(jobs.JobsError, match="fp16 runs on CUDA only"):
+        jobs.estimate_experiment("alice", home["ckpt"], 40, batch=4, device="cpu", precision="fp16",
+                                 allow_paths=True)

@@ -236,11 +236,11 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav) -> None:
         return {ui.checkpoint_md: ok_text(f"Downloaded {checkpoint}."), ui.download_btn: gr.Button(visible=False)}
 
     @safe(ui.eta, errors)
-    def estimate(checkpoint, steps, dataset, crop, batch, snapshot_every, request: gr.Request):
+    def estimate(checkpoint, steps, dataset, crop, batch, snapshot_every, precision, request: gr.Request):
         if not checkpoint:
             return {ui.eta: "ETA: choose a pre-trained model.", ui.eta_timer: gr.Timer(active=False)}
         est = jobs_core.estimate_experiment(user_of(request), checkpoint, steps, batch=batch, dataset=dataset or None,
-                                            crop=crop, snapshot_every=snapshot_every)
+                                            crop=crop, snapshot_every=snapshot_every, precision=precision)
         return {ui.eta: eta_text(est, snapshot_every), ui.eta_timer: gr.Timer(active=est["pending"])}
 
     @safe(ui.message, errors)
@@ -268,8 +268,9 @@ def wire_new_experiment(ui: NewExperimentUI, nav: Nav) -> None:
     ui.download_btn.click(download_checkpoint, ui.checkpoint, [ui.checkpoint_md, ui.download_btn],
                           api_name="download_checkpoint", concurrency_id="download")
     gr.on([ui.checkpoint.change, ui.steps.change, ui.dataset.change, ui.crop.change, ui.batch.blur, ui.batch.submit,
-           ui.snapshot_every.blur, ui.snapshot_every.submit, ui.eta_timer.tick], estimate,
-          [ui.checkpoint, ui.steps, ui.dataset, ui.crop, ui.batch, ui.snapshot_every], [ui.eta, ui.eta_timer],
+           ui.snapshot_every.blur, ui.snapshot_every.submit, ui.precision.change, ui.eta_timer.tick], estimate,
+          [ui.checkpoint, ui.steps, ui.dataset, ui.crop, ui.batch, ui.snapshot_every, ui.precision],
+          [ui.eta, ui.eta_timer],
           api_name="estimate_experiment", trigger_mode="always_last", concurrency_id="eta", show_progress="hidden")
     ui.start.click(start_experiment, [ui.title, ui.dataset, ui.checkpoint, ui.crop, ui.steps, ui.batch,
                                       ui.snapshot_every, ui.aug, ui.mirror, ui.freeze_d, ui.lr, ui.time_cap,

@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+from ..stylegan.train_config import PRECISIONS
 from . import UserError
 
 
@@ -121,17 +122,18 @@ def cmd_delete(args) -> int:
 
 def cmd_estimate(args) -> int:
     from ..checkpoints import CheckpointsError
-    from ..jobs import estimate_experiment
+    from ..jobs import JobsError, estimate_experiment
     from ..jobs.eta import calibrate_pending
     t0 = time.monotonic()
     try:
         def estimate():
             return estimate_experiment(_user(args), args.checkpoint, args.steps, batch=args.batch or None,
-                                       device=args.device, snapshot_every=args.snapshot_every, allow_paths=True)
+                                       device=args.device, snapshot_every=args.snapshot_every,
+                                       precision=args.precision, allow_paths=True)
         est = estimate()
         while args.measure and est["pending"] and calibrate_pending(args.device, announce=False):
             est = estimate()
-    except (CheckpointsError, RuntimeError) as e:
+    except (CheckpointsError, JobsError, RuntimeError) as e:
         raise UserError(str(e).splitlines()[0]) from None
     if args.json:
         print(json.dumps(dict(est, took_seconds=round(time.monotonic() - t0, 2))))
@@ -176,6 +178,7 @@ def register(subparsers) -> None:
     e.add_argument("--batch", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.add_argument("--snapshot-every", type=int, default=0, help="0 = automatic (a snapshot every few minutes)")
+    e.add_argument("--precision", choices=PRECISIONS, default="auto", help="as in `train` (the step time depends on it)")
     e.add_argument("--measure", action="store_true",
                    help="measure here now (a short training run) when this machine has no figure for it yet")
     e.add_argument("--json", action="store_true")

@@ -51,9 +51,9 @@ def _auto_snapshots(options, user: str, checkpoint, steps, allow_paths: bool):
     from . import eta
     try:
         est = eta.estimate_experiment(user, checkpoint, _whole_steps(steps), batch=options.get("batch") or None,
-                                      allow_paths=allow_paths)
+                                      precision=options.get("precision") or "auto", allow_paths=allow_paths)
         every = est["snapshot_every"]
-    except (CheckpointsError, TypeError, ValueError):
+    except (CheckpointsError, JobsError, TypeError, ValueError):
         every = eta.FALLBACK_SNAPSHOT_EVERY  # the checkpoint is refused below with its own message
     return dict(options, snapshot_every=every)
 

@@ -316,7 +316,8 @@ class Worker:
                      log=say, before_snapshot=clock.ticking(before_snapshot, "writing a snapshot"))
         batch = (read_json(store.run_dir(owner, exp_id) / "config.json", {}) or {}).get("batch")
         if batch and cfg.devices == 1:  # the ETA's figures are one device's
-            eta.record_run(ckpt.resolution, ckpt.g_kwargs, batch, self.device, timer, fresh=fresh)
+            eta.record_run(ckpt.resolution, ckpt.g_kwargs, batch, self.device, timer, fresh=fresh,
+                           precision=cfg.precision)
         return result
 
     @staticmethod
