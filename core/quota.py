@@ -179,6 +179,18 @@ def check_room(user: str, need_bytes: int, what: str) -> None:
     room(user, what).check(need_bytes)
 
 
+def snapshot_guard(user: str):
+    """train()'s ``before_snapshot`` for a run of ``user``: the reason the next snapshot would not fit
+    their quota, or None."""
+    def before_snapshot(need_bytes: int) -> str | None:
+        try:
+            check_room(user, need_bytes, "the next snapshot")
+        except QuotaExceeded as e:
+            return str(e)
+        return None
+    return before_snapshot
+
+
 def usage_text(user: str) -> str:
     """``1.2 GB of 50 GB``, or ``1.2 GB (no limit)``."""
     limit = quota_bytes(user)

@@ -160,38 +160,33 @@ def add_user(path, name: str, password: str) -> None:
         _write(path, users)
 
 
-def remove_user(path, name: str) -> None:
-    """Remove ``name`` from the file (which ends their sessions). Their data under the data root stays."""
-    path, name = Path(path), validate_username(name)
+def _change_user(path: Path, name: str, change) -> None:
+    """``change(users)`` on the file's users under its lock, then written back; ``name`` must be one."""
     with _locked(path):
         users = _read(path)
         if name not in users:
             raise UsersError(f"No user named {name!r}")
-        del users[name]
+        change(users)
         _write(path, users)
+
+
+def remove_user(path, name: str) -> None:
+    """Remove ``name`` from the file (which ends their sessions). Their data under the data root stays."""
+    path, name = Path(path), validate_username(name)
+    _change_user(path, name, lambda users: users.pop(name))
 
 
 def set_password(path, name: str, password: str) -> None:
     """A new password for ``name``; their sessions end (a new session stamp)."""
     path, name = Path(path), validate_username(name)
     record = _hash_record(password)
-    with _locked(path):
-        users = _read(path)
-        if name not in users:
-            raise UsersError(f"No user named {name!r}")
-        users[name] = dict(users[name], **record, sessions=_new_stamp(), updated=_now())
-        _write(path, users)
+    _change_user(path, name, lambda users: users[name].update(record, sessions=_new_stamp(), updated=_now()))
 
 
 def revoke_sessions(path, name: str) -> None:
     """End every session of ``name`` (a new session stamp); the password stays."""
     path, name = Path(path), validate_username(name)
-    with _locked(path):
-        users = _read(path)
-        if name not in users:
-            raise UsersError(f"No user named {name!r}")
-        users[name] = dict(users[name], sessions=_new_stamp(), updated=_now())
-        _write(path, users)
+    _change_user(path, name, lambda users: users[name].update(sessions=_new_stamp(), updated=_now()))
 
 
 def list_users(path) -> list[str]:

@@ -7,6 +7,9 @@ import shutil
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium")
+if os.environ.get("ATELIER_REQUIRE_BROWSER") and CHROMIUM is None:  # scripts/test.sh, CI: never skip silently
+    raise RuntimeError("the browser tests need Debian's chromium (apt-get install chromium)")
+NO_CHROMIUM = "Debian chromium is not installed"  # the skip reason where no browser is required
 CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", "--disable-quic"]
 WAIT = 90_000  # ms

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.app_server import app_server
 
 REPO = Path(__file__).resolve().parent.parent
 ALICE = ("alice", "alice-password-1")
@@ -68,7 +68,6 @@ print(json.dumps(dict(ds=rep.dataset_id, exp=exp, priv=priv, pub=pub, vec=vec['i
 @contextmanager
 def two_user_server(base: Path, extra_env: dict | None = None):
     """``app.py --auth`` (alice, bob) with alice's items, on a free port; stopped by its process group."""
-    import httpx
     home, gtmp, tmp = base / "home", base / "gradio-tmp", base / "tmp"
     for d in (home, gtmp, tmp):
         d.mkdir()
@@ -78,33 +77,7 @@ def two_user_server(base: Path, extra_env: dict | None = None):
     add_user(auth, *ALICE)
     add_user(auth, *BOB)
     ids = setup_alice(home)
-    port = free_port()
     env = {**os.environ, "ATELIER_HOME": str(home), "GRADIO_TEMP_DIR": str(gtmp), "TMPDIR": str(tmp),
            "GRADIO_ANALYTICS_ENABLED": "False", **(extra_env or {})}
-    log = open(base / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--auth", str(auth), "--data", str(home),
-                             "--no-worker"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError((base / "server.log").read_text()[-3000:])
-            try:
-                if httpx.get(url, timeout=2).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("the app did not start: " + (base / "server.log").read_text()[-3000:])
+    with app_server(["--auth", str(auth), "--data", str(home), "--no-worker"], env, base / "server.log") as url:
         yield dict(url=url, home=home, ids=ids, log=base / "server.log")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
-        log.close()

@@ -266,9 +266,9 @@ def test_passwd_revoke_and_remove_end_sessions_from_another_process(app):
 
 
 def test_the_browser_goes_to_the_sign_in_page_when_its_session_ends(app):
-    from tests.browser import CHROME_ARGS, CHROMIUM, WAIT, shot
+    from tests.browser import CHROME_ARGS, CHROMIUM, NO_CHROMIUM, WAIT, shot
     if CHROMIUM is None:
-        pytest.skip("Debian chromium is not installed")
+        pytest.skip(NO_CHROMIUM)
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
     r = users_cli(app, "add", "dave", "--password-stdin", stdin="dave-password-4\n")

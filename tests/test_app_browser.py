@@ -12,34 +12,24 @@ Set ATELIER_SCREENSHOTS=DIR to also save a 1280 px screenshot of each tab (light
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.browser import CHROME_ARGS, CHROMIUM, WAIT, shot
+from tests.app_server import app_server
+from tests.browser import CHROME_ARGS, CHROMIUM, NO_CHROMIUM, WAIT, shot
 
 REPO = Path(__file__).resolve().parent.parent
-if os.environ.get("ATELIER_REQUIRE_BROWSER") and CHROMIUM is None:  # scripts/test.sh: never skip silently
-    raise RuntimeError("the browser tests need Debian's chromium (apt-get install chromium)")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 sync_api = pytest.importorskip("playwright.sync_api")
 sync_api.expect.set_options(timeout=WAIT)
 expect = sync_api.expect
 NAUGHTY = "**bold** <img src=x>"          # a dataset name that must stay text
 LONG_TITLE = "Blobs, first try " + "x" * 120  # no spaces to break at: must wrap, not overflow
 LONG_NAME = "a file with a rather long name that used to be cut off in the report.png"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_photos(root: Path) -> Path:
@@ -71,27 +61,8 @@ def server(tmp_path):
     subprocess.run([sys.executable, "-c", setup, str(tmp_path / "tiny.safetensors")], cwd=REPO, env=env, check=True,
                    timeout=180)
     photos = write_photos(tmp_path)
-    port = free_port()
-    log = open(tmp_path / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--device", "cpu"], cwd=REPO, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=5).read(100)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((tmp_path / "app.log").read_text())
-            time.sleep(0.5)
-    yield {"url": url, "photos": photos, "tmp": tmp_path, "log": tmp_path / "app.log"}
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-    log.close()
+    with app_server(["--device", "cpu"], env, tmp_path / "app.log") as url:
+        yield {"url": url, "photos": photos, "tmp": tmp_path, "log": tmp_path / "app.log"}
 
 
 def open_tab(page, label: str) -> None:

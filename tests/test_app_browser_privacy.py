@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import CHROME_ARGS, CHROMIUM, WAIT, shot
+from tests.browser import CHROME_ARGS, CHROMIUM, NO_CHROMIUM, WAIT, shot
 from tests.privacy_fixtures import ALICE, BOB, CK_NAME, DS_NAME, EXP_TITLE, PRIV_NAME, PUB_NAME, two_user_server
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 

@@ -16,8 +16,8 @@ from core.stylegan.run_files import list_snapshots, read_stats
 from core.stylegan.streams import Streams, group_sizes, rank_groups, rank_rows
 from core.stylegan.train_config import TrainConfig
 from core.stylegan.trainer import Trainer
-from tests.distributed_fixtures import (assert_same_run, free_port, kill9, rank_pids, run_state, stop_group,
-                                        wait_for)
+from tests.app_server import free_port
+from tests.distributed_fixtures import assert_same_run, kill9, rank_pids, run_state, stop_group, wait_for
 from tests.tiny import tiny_networks, write_blob_images, write_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.browser import CHROME_ARGS, CHROMIUM, WAIT, shot
+from tests.app_server import app_server
+from tests.browser import CHROME_ARGS, CHROMIUM, NO_CHROMIUM, WAIT, shot
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 expect.set_options(timeout=WAIT)
@@ -39,28 +36,8 @@ def server(tmp_path):
              "from core.datasets import import_dataset; "
              "import_dataset([str(sample_dataset('emoji-animals').path)], 'Sample emoji animals')")
     subprocess.run([sys.executable, "-c", setup, str(tmp_path / "sample")], cwd=REPO, env=env, check=True, timeout=300)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--no-worker"], cwd=REPO, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=5).read(100)
-            break
-        except OSError:
-            assert proc.poll() is None, (tmp_path / "app.log").read_text()
-            time.sleep(0.5)
-    yield {"url": url, "tmp": tmp_path}
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-    log.close()
+    with app_server(["--no-worker"], env, tmp_path / "app.log") as url:
+        yield {"url": url, "tmp": tmp_path}
 
 
 def photo(path: Path) -> Path:

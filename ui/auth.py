@@ -283,27 +283,33 @@ class SessionGuard:
 
     async def _sign_in_page(self, scope, receive, send) -> None:
         """The page an anonymous client gets, without the API description Gradio embeds in it."""
-        start: dict | None = None
-        chunks: list[bytes] = []
-
-        async def stripped(message):
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body" or start is None:
-                return await send(message)
-            chunks.append(message.get("body", b""))
-            if message.get("more_body"):
-                return
-            body = b"".join(chunks)
+        async def stripped(start: dict, body: bytes) -> None:
             if dict(start.get("headers", [])).get(b"content-type", b"").startswith(b"text/html"):
                 body = API_INFO_RE.sub(lambda _: NO_API_INFO, body, count=1).replace(b"</head>", SIGN_IN_SCRIPT, 1)
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
             await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
-        await self.app(scope, receive, stripped)
+        await self.app(scope, receive, held_response(send, stripped))
+
+
+def held_response(send, finish):
+    """An ASGI ``send`` that holds a response back until its body is complete, then awaits
+    ``finish(start_message, body)``, which sends it (changed or not). Other messages pass through."""
+    start: dict | None = None
+    chunks: list[bytes] = []
+
+    async def held(message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+        elif message["type"] != "http.response.body" or start is None:
+            await send(message)
+        else:
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                await finish(start, b"".join(chunks))
+    return held
 
 
 def sign_in_from_args(auth_file, hours=None) -> SignIn:

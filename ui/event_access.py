@@ -21,7 +21,7 @@ import threading
 import time
 from urllib.parse import parse_qs
 
-from .auth import auth_on, json_response, relative_path, session_user
+from .auth import auth_on, held_response, json_response, relative_path, session_user
 
 API = "/gradio_api"
 # (method, path) of the routes that name an event: reading its results, feeding or closing its stream
@@ -168,20 +168,7 @@ class EventAccessMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        start: dict | None = None
-        out: list[bytes] = []
-
-        async def capture(message):
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body" or start is None:
-                return await send(message)
-            out.append(message.get("body", b""))
-            if message.get("more_body"):
-                return
-            answer = b"".join(out)
+        async def note_event(start: dict, answer: bytes) -> None:
             if start.get("status") == 200:
                 try:
                     event_id = json.loads(answer).get("event_id")
@@ -192,7 +179,7 @@ class EventAccessMiddleware:
             await send(start)
             await send({"type": "http.response.body", "body": answer, "more_body": False})
 
-        await self.app(scope, replay, capture)
+        await self.app(scope, replay, held_response(send, note_event))
 
     @staticmethod
     async def _answer(send, status: int, body: dict) -> None:

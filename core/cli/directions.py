@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from . import UserError
-from .playground_common import add_model_args, model_of, user_errors
+from .playground_common import add_model_args, library_delete, library_rename, model_of, user_errors
 
 GROUPS = ("all", "coarse", "middle", "fine")
 
@@ -78,20 +78,7 @@ def run_list(args) -> int:
     return 0
 
 
-def run_rename(args) -> int:
-    from ..playground import library
-    with user_errors():
-        rec = library.rename(args.user, "directions", args.ref, args.name)
-    print(f"renamed {rec['id']} to “{rec['name']}”")
-    return 0
-
-
-def run_delete(args) -> int:
-    from ..playground import library
-    with user_errors():
-        rec = library.delete(args.user, "directions", args.ref)
-    print(f"deleted “{rec['name']}”")
-    return 0
+run_rename, run_delete = library_rename("directions"), library_delete("directions")
 
 
 def register(sub) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .playground_common import add_model_args, model_of, user_errors
+from .playground_common import add_model_args, library_delete, library_rename, model_of, user_errors
 
 
 def run_list(args) -> int:
@@ -22,38 +22,40 @@ def run_list(args) -> int:
     return 0
 
 
-def run_save(args) -> int:
-    from ..playground import PlaygroundError, RenderArgs, library, load_model, model_fingerprint, render
+def _keep(args, path, label: str, ckpt, array, space: str, source: str) -> int:
+    """Save ``array`` under ``--name`` in the user's library, checked against the model's shapes."""
+    from ..playground import library, model_fingerprint
     from ..playground.vectors import vector_to_latent
+    check = lambda a, s: vector_to_latent(a, s, ckpt.z_dim, ckpt.w_dim, ckpt.num_ws)  # noqa: E731
+    with user_errors():
+        rec = library.save_vector(args.user, args.name, array, space, model_fp=model_fingerprint(path),
+                                  model_label=label, shape_check=check, source=source)
+    print(f"{rec['id']}  {rec['space']}  {rec['name']}")
+    return 0
+
+
+def run_save(args) -> int:
+    from ..playground import PlaygroundError, RenderArgs, load_model, render
     path, label = model_of(args.checkpoint, args.user)
     with user_errors():
         ckpt = load_model(path)
         out = render(RenderArgs(path, seed=args.seed, psi=1.0))
         if out["error"]:
             raise PlaygroundError(out["error"])
-        array = out["z"] if args.space == "z" else out["w"]
-        check = lambda a, s: vector_to_latent(a, s, ckpt.z_dim, ckpt.w_dim, ckpt.num_ws)  # noqa: E731
-        rec = library.save_vector(args.user, args.name, array, args.space, model_fp=model_fingerprint(path),
-                                  model_label=label, shape_check=check, source=f"seed {args.seed}")
-    print(f"{rec['id']}  {rec['space']}  {rec['name']}")
-    return 0
+    return _keep(args, path, label, ckpt, out["z"] if args.space == "z" else out["w"], args.space,
+                 f"seed {args.seed}")
 
 
 def run_import(args) -> int:
-    from ..playground import library, load_model, load_vector, model_fingerprint
-    from ..playground.vectors import vector_to_latent
+    from ..playground import load_model, load_vector
     path, label = model_of(args.checkpoint, args.user)
     with user_errors():
         ckpt = load_model(path)
         array = load_vector(Path(args.file))
-        space = args.space
-        if space == "auto":
-            space = "z" if array.ndim == 1 and array.size == ckpt.z_dim else "w"
-        check = lambda a, s: vector_to_latent(a, s, ckpt.z_dim, ckpt.w_dim, ckpt.num_ws)  # noqa: E731
-        rec = library.save_vector(args.user, args.name, array, space, model_fp=model_fingerprint(path),
-                                  model_label=label, shape_check=check, source="import")
-    print(f"{rec['id']}  {rec['space']}  {rec['name']}")
-    return 0
+    space = args.space
+    if space == "auto":
+        space = "z" if array.ndim == 1 and array.size == ckpt.z_dim else "w"
+    return _keep(args, path, label, ckpt, array, space, "import")
 
 
 def run_export(args) -> int:
@@ -69,20 +71,7 @@ def run_export(args) -> int:
     return 0
 
 
-def run_rename(args) -> int:
-    from ..playground import library
-    with user_errors():
-        rec = library.rename(args.user, "vectors", args.ref, args.name)
-    print(f"renamed {rec['id']} to “{rec['name']}”")
-    return 0
-
-
-def run_delete(args) -> int:
-    from ..playground import library
-    with user_errors():
-        rec = library.delete(args.user, "vectors", args.ref)
-    print(f"deleted “{rec['name']}”")
-    return 0
+run_rename, run_delete = library_rename("vectors"), library_delete("vectors")
 
 
 def register(sub) -> None:

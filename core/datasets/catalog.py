@@ -130,11 +130,7 @@ def _pack_folder(folder: Path, resolution: int, crop: str | None, progress_fn, w
             shutil.rmtree(tmp, ignore_errors=True)
         return dest
     except BaseException:
-        if results is not None:
-            results.close()  # the decoding pool goes now, not when the traceback is freed
-        if writer is not None:
-            writer.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
+        abandon(tmp, writer, results)
         raise
 
 
@@ -165,3 +161,13 @@ def open_packed(name_or_id_or_path, resolution: int, user: str = DEFAULT_USER, *
         raise DatasetError(f"{p} is neither a dataset nor a pack folder.")
     return PackedDataset(pack_dataset(name_or_id_or_path, res, user, crop=crop, progress_fn=progress_fn,
                                       should_stop=should_stop))
+
+
+def abandon(tmp: Path, writer: PackWriter | None, results) -> None:
+    """After a failed or stopped import or pack: the decoding pool goes now (not when the traceback
+    is freed), the pack being written is dropped, and so is the temporary folder."""
+    if results is not None:
+        results.close()
+    if writer is not None:
+        writer.abort()
+    shutil.rmtree(tmp, ignore_errors=True)

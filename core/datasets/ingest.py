@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +21,7 @@ from . import store
 from .common import (MIN_SIZE, MIN_TO_TRAIN, NEAR_DUP_BITS, SUGGESTED_RANGE, WARN_BELOW, DatasetError, DatasetExists,
                      ImportReport, check_room, inflated_count, packed_bytes_estimate, storage_room,
                      validate_crop, validate_inflate, validate_name, validate_resolution)
-from .catalog import pack_dataset
+from .catalog import abandon, pack_dataset
 from .memory import import_slot
 from .packed import PackWriter
 from .sources import Video, iter_items, plan_sources
@@ -205,11 +204,7 @@ def import_dataset(sources, name: str, *, user: str = DEFAULT_USER, crop: str = 
             store.commit(user, name, ds_id, tmp, replace)
             return report
         except BaseException:
-            if results is not None:
-                results.close()  # the decoding pool goes now, not when the traceback is freed
-            if writer is not None:
-                writer.abort()
-            shutil.rmtree(tmp, ignore_errors=True)
+            abandon(tmp, writer, results)
             raise
 
 

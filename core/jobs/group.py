@@ -191,19 +191,12 @@ def _train_rank(spec: dict, run_dir: Path, group, device: str) -> dict:
     from .api import append_log
     cfg = TrainConfig.from_dict(dict(spec["config"], device=device))
     owner, main = spec["owner"], group.main
-
-    def before_snapshot(need_bytes: int) -> str | None:
-        try:
-            quota.check_room(owner, need_bytes, "the next snapshot")
-        except quota.QuotaExceeded as e:
-            return str(e)
-        return None
     folder = run_dir / GROUP_DIR
     return train(cfg, run_dir, dataset=PackedDataset(spec["dataset"]), checkpoint=load_checkpoint(spec["checkpoint"]),
                  progress_fn=_ProgressFile(folder) if main else None,
                  abort_fn=(lambda: (folder / "stop").exists()) if main else None,
                  provenance=spec["provenance"], log=partial(append_log, spec) if main else (lambda line: None),
-                 before_snapshot=before_snapshot if main else None, group=group)
+                 before_snapshot=quota.snapshot_guard(owner) if main else None, group=group)
 
 
 def main(argv: list[str]) -> int:

@@ -301,19 +301,12 @@ class Worker:
                       "dataset": rec.get("dataset_name") or rec["dataset"], "dataset_id": rec["dataset"],
                       "crop": rec["crop"]}
 
-        def before_snapshot(need_bytes: int) -> str | None:
-            try:
-                quota.check_room(owner, need_bytes, "the next snapshot")
-            except quota.QuotaExceeded as e:
-                return str(e)
-            return None
-
         fresh = not run_files.list_snapshots(store.run_dir(owner, exp_id))
         timer = eta.RunTimer()  # from here: start-up, steps and snapshots as the ETA counts them
         run = train if cfg.devices == 1 else group.runner(rec)  # several devices: a torchrun group
         result = run(cfg, store.run_dir(owner, exp_id), dataset=dataset, checkpoint=ckpt,
                      progress_fn=clock.ticking(progress, "training"), abort_fn=abort_fn, provenance=provenance,
-                     log=say, before_snapshot=clock.ticking(before_snapshot, "writing a snapshot"))
+                     log=say, before_snapshot=clock.ticking(quota.snapshot_guard(owner), "writing a snapshot"))
         batch = (read_json(store.run_dir(owner, exp_id) / "config.json", {}) or {}).get("batch")
         if batch and cfg.devices == 1:  # the ETA's figures are one device's
             eta.record_run(ckpt.resolution, ckpt.g_kwargs, batch, self.device, timer, fresh=fresh,
