@@ -43,7 +43,7 @@ def add_train_options(p) -> None:
 
 
 def config_from_args(args):
-    from ..stylegan.train_config import ConfigError, TrainConfig
+    from ..stylegan.train_config import ConfigError
     try:
         return TrainConfig(steps=args.steps, snapshot_every=args.snapshot_every, batch=args.batch, device=args.device,
                            devices=args.devices, freeze_d=args.freeze_d, aug=args.aug, mirror=args.mirror, lr_g=args.lr,

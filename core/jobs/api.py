@@ -60,7 +60,8 @@ def _auto_snapshots(options, user: str, checkpoint, steps, allow_paths: bool):
 
 def _generator_bytes(checkpoint: Path) -> int:
     """Bytes of a checkpoint's G_ema without loading it: from a native file's header, else a third
-    of the file (official files hold G, G_ema and D of about the same size)."""
+    of the file (official files hold G, G_ema and D of about the same size). The header is read here
+    rather than by stylegan.native.read_safetensors_header, which would load torch into the web app."""
     try:
         with open(checkpoint, "rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))

@@ -42,19 +42,19 @@ def write_native(path, nets: dict, g_kwargs: dict, d_kwargs: dict | None, metada
         save_file(tensors, str(tmp), metadata={"atelier": text})
 
 
-def read_native_metadata(path) -> dict:
-    """The JSON header of a native file (format, format_version, g_kwargs, d_kwargs, metadata)."""
-    path = Path(path)
+def read_safetensors_header(f) -> dict:
+    """The JSON header of the safetensors file open at its start in ``f`` (tensor names to dtype,
+    shape and data offsets; ``__metadata__``), leaving ``f`` where the tensor data begins."""
+    (n,) = struct.unpack("<Q", f.read(8))
+    if n > 100_000_000:
+        raise CheckpointError(f"{Path(f.name).name}: safetensors header too large")
+    return json.loads(f.read(n))
+
+
+def _atelier_metadata(path: Path, header: dict) -> dict:
     try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n > 100_000_000:
-                raise CheckpointError(f"{path.name}: safetensors header too large")
-            header = json.loads(f.read(n))
         meta = json.loads(header["__metadata__"]["atelier"])
-    except CheckpointError:
-        raise
-    except (OSError, struct.error, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         raise CheckpointError(f"{path.name} is not an Atelier native checkpoint (no readable metadata)") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path.name}: unknown safetensors layout {meta.get('format')!r}")
@@ -63,15 +63,26 @@ def read_native_metadata(path) -> dict:
     return meta
 
 
+def read_native_metadata(path) -> dict:
+    """The JSON header of a native file (format, format_version, g_kwargs, d_kwargs, metadata)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            header = read_safetensors_header(f)
+    except (OSError, struct.error, ValueError):
+        raise CheckpointError(f"{path.name} is not an Atelier native checkpoint (no readable metadata)") from None
+    return _atelier_metadata(path, header)
+
+
 def copy_native_keeping(src, dest, keep: tuple[str, ...]) -> None:
     """Copy a native file keeping only the ``keep`` keys of the caller's metadata; the tensors, the
     architecture and the format fields are unchanged. The tensors' offsets count from the end of the
     header, so only the header is rewritten (padded with spaces to 8 bytes, as safetensors does)."""
-    meta = read_native_metadata(src)
-    meta["metadata"] = {k: v for k, v in (meta.get("metadata") or {}).items() if k in keep}
+    src = Path(src)
     with open(src, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
+        header = read_safetensors_header(f)
+        meta = _atelier_metadata(src, header)
+        meta["metadata"] = {k: v for k, v in (meta.get("metadata") or {}).items() if k in keep}
         header["__metadata__"] = dict(header.get("__metadata__") or {}, atelier=json.dumps(meta, sort_keys=True))
         body = json.dumps(header, separators=(",", ":")).encode()
         body += b" " * (-len(body) % 8)

@@ -97,10 +97,15 @@ def low_precision_blocks(net, lowest: int) -> None:
         block.use_fp16 = block.use_fp16 or res >= lowest
 
 
+def fp16_lowest_resolution(net, count: int = FP16_RESOLUTIONS) -> int:
+    """The lowest of the ``count`` highest resolutions of ``net`` (never the 4x4 block)."""
+    return max(net.img_resolution // 2 ** (count - 1), 8)
+
+
 def use_fp16_blocks(net, count: int = FP16_RESOLUTIONS, clamp: float = FP16_CONV_CLAMP) -> None:
     """The original's mixed precision: the ``count`` highest resolutions of G.synthesis or D in
     fp16 (never the 4x4 block), every conv clamped (layers without a clamp get ``clamp``)."""
-    low_precision_blocks(net, max(net.img_resolution // 2 ** (count - 1), 8))
+    low_precision_blocks(net, fp16_lowest_resolution(net, count))
     for module in net.modules():
         if getattr(module, "conv_clamp", 0) is None and module is not getattr(net, "b4", None):
             module.conv_clamp = clamp
@@ -112,9 +117,7 @@ def bf16_lowest_resolution(net, device: torch.device) -> int:
     """Blocks from this resolution up run under bf16 autocast: the original's fp16 blocks on CUDA;
     on the CPU every block but the 4x4 one (which the original never runs in low precision either;
     oneDNN's bf16 convolutions are 1.3-2x faster than fp32's here at every size: docs/benchmarks.md)."""
-    if device.type == "cuda":
-        return max(net.img_resolution // 2 ** (FP16_RESOLUTIONS - 1), 8)
-    return BF16_CPU_LOWEST
+    return fp16_lowest_resolution(net) if device.type == "cuda" else BF16_CPU_LOWEST
 
 
 class Trainer:
