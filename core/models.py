@@ -165,9 +165,9 @@ def _shown(rec: dict, mine: bool) -> dict:
     """The record as its reader may see it: all of it for the owner, the public fields for others."""
     if mine:
         return dict(rec)
-    from .checkpoints import catalog
+    from .checkpoints import find_entry
     out = {k: rec[k] for k in PUBLIC_FIELDS if k in rec}
-    if rec.get("base_model") in {e.name for e in catalog()}:  # an imported checkpoint's name is private
+    if find_entry(rec.get("base_model")) is not None:  # an imported checkpoint's name is private
         out["base_model"] = rec["base_model"]
     return out
 

@@ -225,10 +225,6 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
     def list_experiments(chosen, request: gr.Request):
         return list_outputs(ui, jobs_core.list_experiments(user_of(request)), chosen)
 
-    @safe(ui.list_message, ERRORS)
-    def open_requested(exp_id, request: gr.Request):  # another tab asked for it (nav.open_experiment)
-        return list_outputs(ui, jobs_core.list_experiments(user_of(request)), exp_id)
-
     @safe(ui.message, ERRORS)
     def show_experiment(exp_id, request: gr.Request):
         if not exp_id:
@@ -292,7 +288,8 @@ def wire_experiments(ui: ExperimentsUI, nav: Nav, models=None) -> None:
 
     quiet = dict(show_progress="hidden")
     gr.on([ui.tab.select, nav.demo.load], list_experiments, ui.chosen, list_outs, api_name="list_experiments", **quiet)
-    nav.open_experiment.change(open_requested, nav.open_experiment, list_outs, api_name=False, **quiet)
+    nav.open_experiment.change(list_experiments, nav.open_experiment, list_outs, api_name=False,  # another tab asks
+                               **quiet)
     ui.chosen.change(show_experiment, ui.chosen, [*view_outputs, ui.video, ui.open_models],
                      api_name="show_experiment", **quiet)
     ui.timer.tick(refresh, [ui.chosen, ui.snapshot, ui.seen], [*list_outs[:3], *view_outputs], api_name=False,

@@ -24,7 +24,7 @@ from pathlib import Path
 import gradio as gr
 from gradio import utils as gradio_utils
 
-from .auth import auth_on, session_user
+from .auth import auth_on, held_response, session_user
 from starlette.responses import PlainTextResponse
 
 EVERYONE = "*"
@@ -147,32 +147,19 @@ class FileAccessMiddleware:
         """Pass the upload through, and grant the stored paths to the uploader before the client
         sees them."""
         user = session_user(gradio_app, scope)
-        start: dict | None = None
-        chunks: list[bytes] = []
 
-        async def capture(message):
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-                if message.get("more_body"):
-                    return
-                body = b"".join(chunks)
-                if start is not None and start.get("status") == 200 and user is not None:
-                    try:
-                        paths = json.loads(body)
-                    except ValueError:
-                        paths = []
-                    if isinstance(paths, list):
-                        self.grants.grant([p for p in paths if isinstance(p, str)], user)
-                await send(start)
-                await send({"type": "http.response.body", "body": body, "more_body": False})
-                return
-            await send(message)
+        async def grant(start: dict, body: bytes) -> None:
+            if start.get("status") == 200 and user is not None:
+                try:
+                    paths = json.loads(body)
+                except ValueError:
+                    paths = []
+                if isinstance(paths, list):
+                    self.grants.grant([p for p in paths if isinstance(p, str)], user)
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
 
-        await self.app(scope, receive, capture)
+        await self.app(scope, receive, held_response(send, grant))
 
 
 def install(demo: gr.Blocks, grants: Grants = GRANTS) -> None:

@@ -14,18 +14,16 @@ or absent (at worst an orphan array that nothing lists). Names are unique per us
 """
 from __future__ import annotations
 
-import fcntl
 import io
 import re
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from .. import quota
-from ..storage import atomic_path, atomic_write_bytes, atomic_write_json, read_json, user_dir
+from ..storage import atomic_path, atomic_write_bytes, atomic_write_json, file_lock, read_json, user_dir
 from .common import PlaygroundError, VectorError
 
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -60,14 +58,8 @@ def _dir(user: str, kind: str) -> Path:
     return path
 
 
-@contextmanager
 def _locked(user: str):
-    with open(_dir(user, "vectors").parent / ".lock", "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return file_lock(_dir(user, "vectors").parent / ".lock")
 
 
 def records(user: str, kind: str) -> list[dict]:

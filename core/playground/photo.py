@@ -24,7 +24,7 @@ def prepare_target(source, resolution: int, crop: str = "center", zoom: float = 
     """HWC uint8 [resolution, resolution, 3] from an image file (path or bytes)."""
     from PIL import Image
 
-    from ..datasets.images import Reject, decode
+    from ..datasets.images import Reject, decode, to_training
     if crop not in CROPS:
         raise PlaygroundError(f"Crop is one of {', '.join(CROPS)}")
     for name, v, lo, hi in (("Zoom", zoom, 1, 8), ("The centre x", cx, 0, 1), ("The centre y", cy, 0, 1)):
@@ -53,13 +53,8 @@ def prepare_target(source, resolution: int, crop: str = "center", zoom: float = 
         x0 = min(max(cx * w - side / 2, 0), w - side)
         y0 = min(max(cy * h - side / 2, 0), h - side)
         out = img.resize((r, r), Image.Resampling.LANCZOS, box=(x0, y0, x0 + side, y0 + side), reducing_gap=2.0)
-    elif crop == "none":
-        out = img.resize((r, r), Image.Resampling.LANCZOS, reducing_gap=2.0)
-    else:
-        s = r / max(w, h)
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-        out = Image.new("RGB", (r, r), (255, 255, 255))
-        out.paste(img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0), ((r - size[0]) // 2, (r - size[1]) // 2))
+    else:  # squeezed or padded, as a dataset image is
+        out = to_training(img, r, crop)
     return np.asarray(out.convert("RGB"), dtype=np.uint8).copy()
 
 

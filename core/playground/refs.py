@@ -8,7 +8,6 @@ by another key, keeps its vectors and directions.
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
@@ -81,11 +80,8 @@ def model_fingerprint(path) -> str:
     with _fp_lock:
         if key in _fingerprints:
             return _fingerprints[key]
-    h = hashlib.sha256()
-    with open(key[0], "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    fp = h.hexdigest()[:20]
+    from ..checkpoints import sha256_file
+    fp = sha256_file(Path(key[0]))[:20]
     with _fp_lock:
         _fingerprints[key] = fp
     return fp
