@@ -157,15 +157,15 @@ def list_checkpoints(user: str | None = None) -> list[dict]:
     """
     out = [_entry_dict(e) for e in catalog()]
     for name, rec in sorted(imported_records(user).items()):
-        path = imported_file(user, rec)
-        thumb = thumbnail_for(name, user)
+        path = imported_file(user, rec)  # its sample grid lies beside it (thumbnail_path); the index is read once
+        present, thumb = path.is_file(), path.with_suffix(".png")
         out.append({
             "name": name, "title": name, "depicts": rec.get("source", ""), "resolution": rec.get("resolution"),
             "url": rec.get("url"), "size_mb": round(rec.get("bytes", 0) / 1e6), "size_text": mb_text(rec.get("bytes", 0)),
             "licence": "as given by its source", "format": rec.get("format", ""), "note": "", "kind": "imported",
-            "state": "imported" if path.is_file() else "missing", "path": str(path) if path.is_file() else None,
-            "local_bytes": path.stat().st_size if path.is_file() else None, "sha256": rec.get("sha256"),
-            "thumbnail": str(thumb) if thumb else None,
+            "state": "imported" if present else "missing", "path": str(path) if present else None,
+            "local_bytes": path.stat().st_size if present else None, "sha256": rec.get("sha256"),
+            "thumbnail": str(thumb) if thumb.is_file() else None,
         })
     return out
 
